@@ -1,0 +1,9 @@
+"""Helpers for the book "Image classification with PyTorch, from pixels to CLIP".
+
+One module a concern: ``config`` (profile, device, seeding, banner), ``data`` (datasets,
+transforms, loaders), ``models``, ``train`` (``fit``), ``metrics``, ``viz``, ``checks``
+(exercise auto-checks). Chapters import the modules they need, e.g.
+``from imgcls_helpers import config, data``.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,129 @@
+"""Run settings shared by every chapter: the profile, the device, seeding and the banner.
+
+A chapter must run in three places: CI and offline machines (``smoke``), a reader's laptop
+(``cpu``) and a GPU such as Colab (``full``). Rather than scattering ``if`` statements
+through the notebooks, each chapter asks this module which profile is active and picks its
+sizes with :func:`pick`. The banner from :func:`describe_run` tells the reader what ran.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import sys
+import textwrap
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+PROFILES = ("smoke", "cpu", "full")
+T = TypeVar("T")
+
+
+def get_profile() -> str:
+    """Return the active profile: ``IMGCLS_PROFILE`` if set, ``smoke`` under CI, else by hardware.
+
+    ``CI=true`` implies ``smoke`` so that a CI machine never tries to download anything.
+    Without either variable, a machine with CUDA gets ``full`` and any other gets ``cpu``.
+    """
+    requested = os.environ.get("IMGCLS_PROFILE", "").strip().lower()
+    if requested:
+        if requested not in PROFILES:
+            raise ValueError(
+                f"IMGCLS_PROFILE={requested!r} is not a profile; use one of {', '.join(PROFILES)}"
+            )
+        return requested
+    if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}:
+        return "smoke"
+    return "full" if torch.cuda.is_available() else "cpu"
+
+
+def pick(*, smoke: T, cpu: T, full: T) -> T:
+    """Choose a value per profile, e.g. ``epochs = pick(smoke=1, cpu=5, full=30)``."""
+    return {"smoke": smoke, "cpu": cpu, "full": full}[get_profile()]
+
+
+def is_offline() -> bool:
+    """True when nothing may be downloaded: the ``smoke`` profile or ``IMGCLS_OFFLINE=1``.
+
+    Also sets ``HF_HUB_OFFLINE=1`` in that case, because open_clip and huggingface_hub
+    otherwise retry a failed download for about 30 seconds before giving up.
+    """
+    offline = get_profile() == "smoke" or os.environ.get("IMGCLS_OFFLINE", "") in {"1", "true"}
+    if offline:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    return offline
+
+
+def data_dir() -> Path:
+    """Where datasets are cached: ``IMGCLS_DATA`` or ``~/.cache/imgcls`` (created if missing)."""
+    path = Path(os.environ.get("IMGCLS_DATA", Path.home() / ".cache" / "imgcls")).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def get_device(prefer: str | None = None) -> torch.device:
+    """The best available device (cuda, then Apple's mps, then cpu), or ``prefer`` if given."""
+    if prefer:
+        return torch.device(prefer)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python, NumPy and torch (all devices) so a chapter gives the same numbers twice."""
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002  (seeds code that uses the legacy global RNG)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+
+
+def announce(message: str) -> None:
+    """Print a message that must not be missed, such as a fallback to offline data or weights."""
+    width = 78
+    lines = textwrap.wrap(message, width - 4)
+    print("!" * width)
+    for line in lines:
+        print(f"! {line:<{width - 4}} !")
+    print("!" * width, flush=True)
+
+
+def describe_run(dataset: str | None = None, weights: str | None = None) -> str:
+    """Print and return the banner every chapter shows first: profile, device, data, versions."""
+    import torchvision
+
+    profile, device = get_profile(), get_device()
+    rows = [
+        ("profile", f"{profile}  (set IMGCLS_PROFILE=smoke|cpu|full to change)"),
+        (
+            "device",
+            str(device) + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else ""),
+        ),
+        ("offline", "yes: nothing will be downloaded" if is_offline() else "no: downloads allowed"),
+    ]
+    if dataset:
+        rows.append(("dataset", dataset))
+    if weights:
+        rows.append(("weights", weights))
+    rows.append(
+        (
+            "versions",
+            f"python {platform.python_version()}, torch {torch.__version__}, "
+            f"torchvision {torchvision.__version__}",
+        )
+    )
+    banner = "\n".join(f"{key:>9}: {value}" for key, value in rows)
+    if device.type == "cpu" and "google.colab" in sys.modules:
+        banner += (
+            "\n     note: running on CPU in Colab. For the real recipes choose "
+            "Runtime > Change runtime type > GPU, then run the notebook again."
+        )
+    print(banner, flush=True)
+    return banner

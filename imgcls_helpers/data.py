@@ -1,0 +1,259 @@
+"""Datasets, transforms and loaders used by every chapter.
+
+Real data (CIFAR-10, Flowers-102) comes through torchvision. When it cannot be had, because
+this is the ``smoke`` profile or the download failed, :func:`load_dataset` says so loudly and
+returns the offline "shapes" set instead, so a chapter always runs and never pretends.
+Every dataset yields ``(PIL image, label)`` and has ``.classes``, so one transform fits all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision.transforms import v2
+
+from .config import announce, data_dir, get_device, is_offline, pick
+from .folders import BadImageError, ImageFolderDataset, load_rgb  # noqa: F401  (public API)
+from .synthetic import SHAPES, ShapesData, ShapesDataset, make_shapes  # noqa: F401
+
+# Channel statistics of ImageNet's training set: every torchvision/timm pretrained model
+# expects inputs normalised with them.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def train_transforms(
+    size: int = 224,
+    *,
+    scale: tuple[float, float] = (0.08, 1.0),
+    mean=IMAGENET_MEAN,
+    std=IMAGENET_STD,
+) -> v2.Compose:
+    """Random crop of a random part of the image, random flip, then tensor + normalise."""
+    return v2.Compose(
+        [
+            v2.ToImage(),
+            v2.RandomResizedCrop(size, scale=scale, antialias=True),
+            v2.RandomHorizontalFlip(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(mean, std),
+        ]
+    )
+
+
+def eval_transforms(
+    size: int = 224, *, resize: int | None = None, mean=IMAGENET_MEAN, std=IMAGENET_STD
+) -> v2.Compose:
+    """Deterministic: resize the short side (to size / 0.875 by default), centre crop, normalise."""
+    return v2.Compose(
+        [
+            v2.ToImage(),
+            v2.Resize(resize or round(size / 0.875), antialias=True),
+            v2.CenterCrop(size),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(mean, std),
+        ]
+    )
+
+
+def denormalize(images: torch.Tensor, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> torch.Tensor:
+    """Undo ``Normalize`` for display: ``x * std + mean`` on a (C,H,W) or (N,C,H,W) tensor."""
+    shape = (-1, 1, 1)
+    mean_t = torch.as_tensor(mean, dtype=images.dtype, device=images.device).view(shape)
+    std_t = torch.as_tensor(std, dtype=images.dtype, device=images.device).view(shape)
+    return images * std_t + mean_t
+
+
+def sample_image(name: str = "chelsea") -> Image.Image:
+    """A real photo shipped inside scikit-image or scikit-learn, so no download is needed.
+
+    scikit-image: ``chelsea`` (a cat), ``astronaut``, ``coffee``, ``rocket``;
+    scikit-learn: ``china`` (a temple), ``flower``.
+    """
+    if name in {"china", "flower"}:
+        from sklearn.datasets import load_sample_image
+
+        return Image.fromarray(load_sample_image(f"{name}.jpg"))
+    import skimage.data
+
+    if name not in {"chelsea", "astronaut", "coffee", "rocket"}:
+        raise ValueError(f"unknown sample image {name!r}")
+    return Image.fromarray(getattr(skimage.data, name)())
+
+
+def load_digits_tensors() -> tuple[torch.Tensor, torch.Tensor]:
+    """scikit-learn's 1,797 handwritten digits: images (N, 1, 8, 8) in [0, 1] and labels."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    return images, torch.tensor(digits.target, dtype=torch.long)
+
+
+@dataclass
+class Splits:
+    """A train and a test dataset, their classes, and where they really came from."""
+
+    train: torch.utils.data.Dataset
+    test: torch.utils.data.Dataset
+    classes: list[str]
+    name: str  # what ran, e.g. "CIFAR-10" or "shapes (offline stand-in for CIFAR-10)"
+    offline: bool  # True when this is the offline stand-in rather than the requested data
+
+
+def shapes_splits(
+    n_train: int,
+    n_test: int,
+    *,
+    difficulty="medium",
+    size=32,
+    train_transform=None,
+    eval_transform=None,
+    seed=0,
+) -> Splits:
+    """Train and test sets of generated shapes, drawn from different seeds."""
+    train = make_shapes(n_train, size=size, difficulty=difficulty, seed=seed)
+    test = make_shapes(n_test, size=size, difficulty=difficulty, seed=seed + 10_000)
+    return Splits(
+        ShapesDataset(train, train_transform),
+        ShapesDataset(test, eval_transform),
+        list(train.classes),
+        f"shapes ({difficulty}, {n_train} train / {n_test} test)",
+        False,
+    )
+
+
+def _torchvision_splits(name: str, download: bool, train_transform, eval_transform) -> Splits:
+    from torchvision import datasets
+
+    root = data_dir()
+    if name == "cifar10":
+        train = datasets.CIFAR10(root, train=True, transform=train_transform, download=download)
+        test = datasets.CIFAR10(root, train=False, transform=eval_transform, download=download)
+        return Splits(train, test, list(train.classes), "CIFAR-10", False)
+    if name == "flowers102":
+        parts = [
+            datasets.Flowers102(root, split=s, transform=train_transform, download=download)
+            for s in ("train", "val")
+        ]
+        test = datasets.Flowers102(root, split="test", transform=eval_transform, download=download)
+        train = torch.utils.data.ConcatDataset(parts)
+        return Splits(train, test, [str(i) for i in range(102)], "Flowers-102", False)
+    raise ValueError(f"unknown dataset {name!r}: use 'cifar10', 'flowers102' or 'shapes'")
+
+
+def load_dataset(name: str, *, train_transform=None, eval_transform=None) -> Splits:
+    """CIFAR-10 or Flowers-102 when available, else the shapes set, announced loudly.
+
+    Order: files already in :func:`~imgcls_helpers.config.data_dir` (torchvision checks their
+    hashes); then a download unless offline; then the offline stand-in. ``"shapes"`` asks for
+    the offline set directly. Stand-in sizes follow the profile.
+    """
+    stand_in_sizes = pick(smoke=(1200, 400), cpu=(6000, 2000), full=(20000, 4000))
+    if name != "shapes":
+        try:
+            return _torchvision_splits(name, False, train_transform, eval_transform)
+        except (RuntimeError, FileNotFoundError) as missing:  # not downloaded yet
+            reason = f"not found in {data_dir()} ({missing})"
+        if not is_offline():
+            try:
+                return _torchvision_splits(name, True, train_transform, eval_transform)
+            except Exception as err:  # noqa: BLE001  any network/SSL/HTTP failure
+                reason = f"download failed: {type(err).__name__}: {err}"
+        else:
+            reason += "; this profile is offline, so no download was tried"
+        announce(
+            f"OFFLINE STAND-IN: {name} is not available ({reason}). Using the generated "
+            f"'shapes' dataset instead; numbers below are for shapes, not {name}. To use the "
+            f"real data, run with internet and IMGCLS_PROFILE=cpu or full, or place the "
+            f"torchvision files for {name} in {data_dir()} (or set IMGCLS_DATA)."
+        )
+    splits = shapes_splits(
+        *stand_in_sizes, train_transform=train_transform, eval_transform=eval_transform
+    )
+    splits.offline = name != "shapes"
+    if splits.offline:
+        splits.name += f" (offline stand-in for {name})"
+    return splits
+
+
+def dataset_to_tensors(dataset, size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode a whole (small) dataset once into a uint8 (N, 3, H, W) tensor and labels.
+
+    Images of different sizes are resized (short side) and centre-cropped to ``size``.
+    """
+    to_uint8 = [v2.ToImage()] + ([v2.Resize(size), v2.CenterCrop(size)] if size else [])
+    transform = v2.Compose(to_uint8)
+    images, labels = [], []
+    for i in range(len(dataset)):
+        image, label = dataset[i]
+        images.append(transform(image))
+        labels.append(label)
+    return torch.stack(images), torch.tensor(labels, dtype=torch.long)
+
+
+class TensorLoader:
+    """Batches from a dataset held in memory, on the GPU when there is one.
+
+    For small datasets a ``DataLoader`` spends most of its time decoding and copying images.
+    Here the uint8 images go to the device once; each batch is an index into them, scaled to
+    [0, 1] and normalised on the device, optionally followed by a batched ``augment`` (which
+    only runs when ``shuffle`` is on, i.e. for training). No worker processes are needed.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor | np.ndarray,
+        labels: torch.Tensor | np.ndarray,
+        *,
+        batch_size: int = 128,
+        shuffle: bool = False,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        drop_last: bool = False,
+        device: torch.device | str | None = None,
+        seed: int = 0,
+    ):
+        images = torch.as_tensor(images)
+        if images.ndim == 4 and images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3):
+            images = images.permute(0, 3, 1, 2)  # (N, H, W, C) arrays -> (N, C, H, W)
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        self.device = torch.device(device) if device else get_device()
+        self.images = images.contiguous().to(self.device)
+        self.labels = torch.as_tensor(labels, dtype=torch.long).to(self.device)
+        channels = self.images.shape[1]
+        self.mean = torch.tensor(mean[:channels], device=self.device).view(1, -1, 1, 1)
+        self.std = torch.tensor(std[:channels], device=self.device).view(1, -1, 1, 1)
+        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+        self.augment = augment
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        n, b = len(self.labels), self.batch_size
+        return n // b if self.drop_last else -(-n // b)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = len(self.labels)
+        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        order = order.to(self.device)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            index = order[start : start + self.batch_size]
+            batch = self.images[index]
+            if batch.dtype == torch.uint8:
+                batch = batch.float().div_(255)
+            batch = (batch - self.mean) / self.std
+            if self.augment is not None and self.shuffle:
+                batch = self.augment(batch)
+            yield batch, self.labels[index]
+
+
+def random_flip(batch: torch.Tensor) -> torch.Tensor:
+    """Flip a random half of a batch left-right, on whatever device the batch is on."""
+    flip = torch.rand(len(batch), device=batch.device) < 0.5
+    return torch.where(flip.view(-1, 1, 1, 1), batch.flip(-1), batch)

@@ -1,0 +1,109 @@
+"""Figures the chapters draw again and again: image grids, learning curves, class scores.
+
+Each function returns the matplotlib ``Figure`` so a notebook can show it, tweak it or save it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from PIL import Image
+
+from .data import denormalize
+
+
+def _as_display_array(image) -> np.ndarray:
+    """PIL, (H,W,C) array or (C,H,W) tensor -> (H,W,C) floats in [0, 1] for ``imshow``."""
+    if isinstance(image, Image.Image):
+        image = np.asarray(image.convert("RGB"))
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu()
+        image = image.permute(1, 2, 0).numpy() if image.ndim == 3 else image.numpy()
+    image = np.asarray(image)
+    if image.dtype == np.uint8:
+        image = image / 255.0
+    if image.ndim == 3 and image.shape[-1] == 1:
+        image = image[..., 0]
+    return np.clip(image, 0, 1)  # clipping is for display only, never for the model's input
+
+
+def show_images(
+    images,
+    labels: Sequence | None = None,
+    classes: Sequence[str] | None = None,
+    *,
+    mean=None,
+    std=None,
+    ncols: int = 8,
+    title: str | None = None,
+    size: float = 1.6,
+):
+    """A grid of images with optional labels (class indices mapped through ``classes``).
+
+    ``images``: a batch tensor (N,C,H,W), a list of PIL images / arrays / tensors. Pass the
+    ``mean`` and ``std`` that normalised a tensor batch to see the original colours.
+    """
+    if isinstance(images, torch.Tensor) and mean is not None:
+        images = denormalize(images.float(), mean, std)
+    images = list(images)
+    nrows = math.ceil(len(images) / ncols)
+    ncols = min(ncols, len(images))
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(size * ncols, size * nrows + 0.3), squeeze=False
+    )
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, (ax, image) in enumerate(zip(axes.flat, images, strict=False)):
+        ax.imshow(_as_display_array(image), cmap="gray")
+        if labels is not None:
+            label = labels[i]
+            label = label.item() if isinstance(label, torch.Tensor) else label
+            ax.set_title(classes[label] if classes is not None else str(label), fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_history(histories, title: str | None = None):
+    """Loss and accuracy per epoch; ``histories`` is one History or ``{name: History}``."""
+    if not isinstance(histories, dict):
+        histories = {"": histories}
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.5))
+    for name, h in histories.items():
+        prefix = f"{name} " if name else ""
+        line = ax_loss.plot(h.epoch, h.train_loss, label=f"{prefix}train")[0]
+        ax_acc.plot(h.epoch, h.train_acc, color=line.get_color(), label=f"{prefix}train")
+        if h.val_loss:
+            ax_loss.plot(h.epoch, h.val_loss, "--", color=line.get_color(), label=f"{prefix}val")
+            ax_acc.plot(h.epoch, h.val_acc, "--", color=line.get_color(), label=f"{prefix}val")
+    for ax, what in ((ax_loss, "loss"), (ax_acc, "accuracy")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(what)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_probabilities(probs, classes: Sequence[str], *, k: int = 5, title: str | None = None):
+    """Horizontal bars of the ``k`` most probable classes for one image."""
+    probs = torch.as_tensor(probs).flatten()
+    top = probs.topk(min(k, len(probs)))
+    names = [classes[i] for i in top.indices.tolist()][::-1]
+    fig, ax = plt.subplots(figsize=(6, 0.45 * len(names) + 0.8))
+    ax.barh(names, top.values.tolist()[::-1], color="tab:blue")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("probability")
+    for y, p in enumerate(top.values.tolist()[::-1]):
+        ax.text(min(p + 0.01, 0.9), y, f"{p:.1%}", va="center", fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
