@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -97,7 +97,8 @@ def load_rgb(path: str | Path) -> Image.Image:
     try:
         with Image.open(path) as im:
             im.load()
-            return _to_rgb(im)
+            # Phones store photos sideways plus an EXIF note saying how to turn them upright.
+            return _to_rgb(ImageOps.exif_transpose(im))
     except UnidentifiedImageError as err:
         reason = "cannot identify image file (not an image, or an unsupported format)"
         raise BadImageError(path, reason) from err

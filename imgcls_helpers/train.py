@@ -140,6 +140,9 @@ def fit(
     model.to(device, memory_format=memory_format)
     optimizer = _make_optimizer(model, optimizer, lr, weight_decay, momentum)
     scheduler, step_per_batch = _make_scheduler(scheduler, optimizer, epochs, len(train_loader))
+    plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    if plateau and val_loader is None:
+        raise ValueError("ReduceLROnPlateau watches the validation loss: pass val_loader=")
     amp_dtype = (
         torch.bfloat16 if device.type != "cuda" or torch.cuda.is_bf16_supported() else torch.float16
     )
@@ -172,11 +175,12 @@ def fit(
         elif verbose:
             print(f"no checkpoint at {last} yet: starting from epoch 1")
 
-    epochs_bar = tqdm(range(start_epoch, epochs + 1), desc="epochs", disable=not progress)
+    hide_bars = not progress or bool(os.environ.get("TQDM_DISABLE"))  # set for book builds
+    epochs_bar = tqdm(range(start_epoch, epochs + 1), desc="epochs", disable=hide_bars)
     for epoch in epochs_bar:
         model.train()
         started, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0.0
-        batches = tqdm(train_loader, desc=f"epoch {epoch}", leave=False, disable=not progress)
+        batches = tqdm(train_loader, desc=f"epoch {epoch}", leave=False, disable=hide_bars)
         for step, (x, y) in enumerate(batches, start=1):
             x = x.to(device, non_blocking=True, memory_format=memory_format)
             y = y.to(device, non_blocking=True)
@@ -222,8 +226,10 @@ def fit(
                         checkpoint_dir / "best.pt",
                     )
         if scheduler is not None and not step_per_batch:
-            is_plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
-            scheduler.step(history.val_loss[-1]) if is_plateau else scheduler.step()
+            if plateau:
+                scheduler.step(history.val_loss[-1])
+            else:
+                scheduler.step()
         history.seconds.append(time.perf_counter() - started)
 
         line = (

@@ -259,3 +259,17 @@ def test_file_broken_after_scan_fails_with_its_name(tmp_path):
     path.write_bytes(b"overwritten")
     with pytest.raises(BadImageError, match=path.name):
         ds[0]
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    """A phone photo stored sideways with EXIF orientation 6 comes out upright."""
+    stored = Image.new("RGB", (40, 20), (0, 0, 255))
+    stored.paste((255, 0, 0), (0, 0, 20, 20))  # red on the left half as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to display"
+    path = tmp_path / "sideways.jpg"
+    stored.save(path, exif=exif, quality=95)
+    upright = load_rgb(path)
+    assert upright.size == (20, 40)
+    top = np.asarray(upright)[5, 10]
+    assert top[0] > 200 and top[2] < 60, "the red half must end up on top"

@@ -1,0 +1,42 @@
+# Two commands for a fresh machine (only Python 3.11 needed): `make test` and `make book`.
+# Both create .venv and install requirements.txt on first use (again when it changes).
+# Chapters run in the `smoke` profile unless you say otherwise: make book IMGCLS_PROFILE=full
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export IMGCLS_PROFILE ?= smoke
+# Progress bars are for people watching; in tests and the built book they are noise.
+export TQDM_DISABLE ?= 1
+export MPLBACKEND ?= Agg
+
+.PHONY: test book lint unit notebooks clean
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements.txt
+	touch $(STAMP)
+
+## make test: lint, unit tests, then every chapter notebook under nbmake
+test: $(STAMP) lint
+	$(BIN)/python -m pytest -n 2 tests notebooks --nbmake --nbmake-timeout=900
+
+## make book: execute every chapter and write the site to book/_build/html
+book: $(STAMP)
+	$(BIN)/jupyter-book build -W -n --keep-going . --config book/_config.yml \
+		--toc book/_toc.yml --path-output book
+	@echo "Open book/_build/html/index.html"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -n 2 tests
+
+notebooks: $(STAMP)
+	$(BIN)/python -m pytest -n 2 notebooks --nbmake --nbmake-timeout=900
+
+clean:
+	rm -rf book/_build .pytest_cache
