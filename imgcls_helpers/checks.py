@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 
@@ -31,8 +32,8 @@ def check_close(exercise: str, answer, expected, *, atol: float = 1e-4, hint: st
         return False
     try:
         got, want = (
-            torch.as_tensor(answer, dtype=torch.float64),
-            torch.as_tensor(expected, dtype=torch.float64),
+            torch.as_tensor(answer, dtype=torch.float64, device="cpu"),
+            torch.as_tensor(expected, dtype=torch.float64, device="cpu"),
         )
         passed = got.shape == want.shape and torch.allclose(got, want, atol=atol, rtol=0)
     except (TypeError, ValueError, RuntimeError):
@@ -52,11 +53,27 @@ def check_shape(exercise: str, tensor, expected: Sequence[int], *, hint: str = "
     )
 
 
+def _equal(answer, expected) -> bool:
+    """``answer == expected`` as one bool; arrays and tensors compare whole (shape and values)."""
+    array_like = (torch.Tensor, np.ndarray, np.generic)
+    if isinstance(answer, array_like) or isinstance(expected, array_like):
+
+        def as_array(value):
+            return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
+
+        try:
+            return bool(np.array_equal(as_array(answer), as_array(expected)))
+        except (TypeError, ValueError):
+            return False
+    return bool(answer == expected)
+
+
 def check_equal(exercise: str, answer, expected, *, hint: str = "") -> bool:
-    """An answer equal to ``expected`` (strings, ints, lists...)."""
+    """An answer equal to ``expected`` (strings, ints, lists, arrays, tensors...)."""
     if not _attempted(exercise, answer):
         return False
-    return _report(exercise, answer == expected, hint or f"expected {expected!r}, got {answer!r}")
+    passed = _equal(answer, expected)
+    return _report(exercise, passed, hint or f"expected {expected!r}, got {answer!r}")
 
 
 def check_true(exercise: str, condition: bool | None, *, hint: str) -> bool:

@@ -52,9 +52,10 @@ def is_offline() -> bool:
     Also sets ``HF_HUB_OFFLINE=1`` in that case, because open_clip and huggingface_hub
     otherwise retry a failed download for about 30 seconds before giving up.
     """
-    offline = get_profile() == "smoke" or os.environ.get("IMGCLS_OFFLINE", "") in {"1", "true"}
+    asked = os.environ.get("IMGCLS_OFFLINE", "").strip().lower() in {"1", "true", "yes"}
+    offline = asked or get_profile() == "smoke"
     if offline:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ["HF_HUB_OFFLINE"] = "1"
     return offline
 
 

@@ -142,7 +142,7 @@ def _torchvision_splits(name: str, download: bool, train_transform, eval_transfo
         ]
         test = datasets.Flowers102(root, split="test", transform=eval_transform, download=download)
         train = torch.utils.data.ConcatDataset(parts)
-        return Splits(train, test, [str(i) for i in range(102)], "Flowers-102", False)
+        return Splits(train, test, list(test.classes), "Flowers-102", False)
     raise ValueError(f"unknown dataset {name!r}: use 'cifar10', 'flowers102' or 'shapes'")
 
 
