@@ -26,21 +26,31 @@ def _attempted(exercise: str, answer) -> bool:
     return True
 
 
+def _as_numpy(value) -> np.ndarray:
+    """Tensors (on any device) and array-likes, even negative-stride views, as NumPy arrays."""
+    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+
+
+def _describe(value) -> str:
+    """A short description for hints: big arrays by shape, small values by repr."""
+    shape = getattr(value, "shape", None)
+    return f"an array of shape {tuple(shape)}" if shape is not None and len(shape) else repr(value)
+
+
 def check_close(exercise: str, answer, expected, *, atol: float = 1e-4, hint: str = "") -> bool:
-    """Numbers or tensors equal to ``expected`` within ``atol``."""
+    """Numbers, arrays or tensors (any device) equal to ``expected`` within ``atol``."""
     if not _attempted(exercise, answer):
         return False
     try:
-        got, want = (
-            torch.as_tensor(answer, dtype=torch.float64, device="cpu"),
-            torch.as_tensor(expected, dtype=torch.float64, device="cpu"),
+        got, want = _as_numpy(answer), _as_numpy(expected).astype(np.float64)
+        numeric = got.dtype.kind in "biuf"  # the string "0.5" is not an answer of 0.5
+        passed = (
+            numeric and got.shape == want.shape and bool(np.allclose(got, want, atol=atol, rtol=0))
         )
-        passed = got.shape == want.shape and torch.allclose(got, want, atol=atol, rtol=0)
-    except (TypeError, ValueError, RuntimeError):
+    except (TypeError, ValueError):
         passed = False
-    return _report(
-        exercise, passed, hint or f"expected {expected!r} (within {atol}), got {answer!r}"
-    )
+    default = f"expected {_describe(expected)} within {atol}, got {_describe(answer)}"
+    return _report(exercise, passed, hint or default)
 
 
 def check_shape(exercise: str, tensor, expected: Sequence[int], *, hint: str = "") -> bool:
@@ -57,12 +67,8 @@ def _equal(answer, expected) -> bool:
     """``answer == expected`` as one bool; arrays and tensors compare whole (shape and values)."""
     array_like = (torch.Tensor, np.ndarray, np.generic)
     if isinstance(answer, array_like) or isinstance(expected, array_like):
-
-        def as_array(value):
-            return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value
-
         try:
-            return bool(np.array_equal(as_array(answer), as_array(expected)))
+            return bool(np.array_equal(_as_numpy(answer), _as_numpy(expected)))
         except (TypeError, ValueError):
             return False
     return bool(answer == expected)

@@ -228,8 +228,11 @@ class TensorLoader:
         self.images = images.contiguous().to(self.device)
         self.labels = torch.as_tensor(labels, dtype=torch.long).to(self.device)
         channels = self.images.shape[1]
-        self.mean = torch.tensor(mean[:channels], device=self.device).view(1, -1, 1, 1)
-        self.std = torch.tensor(std[:channels], device=self.device).view(1, -1, 1, 1)
+        mean_t = torch.tensor(mean[:channels], device=self.device).view(1, -1, 1, 1)
+        std_t = torch.tensor(std[:channels], device=self.device).view(1, -1, 1, 1)
+        # (x / 255 - mean) / std as one multiply-add: x * scale + shift
+        self.scale = 1 / (std_t * (255 if self.images.dtype == torch.uint8 else 1))
+        self.shift = -mean_t / std_t
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.augment = augment
         self.generator = torch.Generator().manual_seed(seed)
@@ -244,10 +247,7 @@ class TensorLoader:
         order = order.to(self.device)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             index = order[start : start + self.batch_size]
-            batch = self.images[index]
-            if batch.dtype == torch.uint8:
-                batch = batch.float().div_(255)
-            batch = (batch - self.mean) / self.std
+            batch = torch.addcmul(self.shift, self.images[index].float(), self.scale)
             if self.augment is not None and self.shuffle:
                 batch = self.augment(batch)
             yield batch, self.labels[index]

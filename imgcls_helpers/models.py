@@ -86,6 +86,5 @@ def pretrained_or_random(name: str, weights: str = "DEFAULT") -> LoadedModel:
         f"{reason}. The model below is randomly initialised, so its predictions are chance. "
         "Run with internet (e.g. in Colab) to see the real thing."
     )
-    return LoadedModel(
-        builder(weights=None), False, chosen, f"{name} with RANDOM weights (offline)"
-    )
+    why = "offline" if is_offline() else "download failed"
+    return LoadedModel(builder(weights=None), False, chosen, f"{name} with RANDOM weights ({why})")

@@ -201,3 +201,10 @@ def test_check_close_accepts_a_cuda_answer(capsys):
         capsys, check_close, "ex gpu", torch.tensor([1.0, 2.0], device="cuda"), [1, 2]
     )
     assert result is True and out == "[PASS] ex gpu"
+
+
+def test_check_close_accepts_a_negative_stride_view(capsys):
+    """``bgr[..., ::-1]`` is how students flip channels; torch cannot wrap such views."""
+    bgr = np.arange(24, dtype=np.uint8).reshape(2, 4, 3)
+    result, out = run(capsys, check_close, "ex flip", bgr[..., ::-1], bgr[..., [2, 1, 0]])
+    assert result is True and out == "[PASS] ex flip"
