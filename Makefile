@@ -9,7 +9,6 @@ STAMP := $(VENV)/.installed
 export IMGCLS_PROFILE ?= smoke
 # Progress bars are for people watching; in tests and the built book they are noise.
 export TQDM_DISABLE ?= 1
-export MPLBACKEND ?= Agg
 
 .PHONY: test book lint unit notebooks clean
 
