@@ -98,6 +98,28 @@ def _atomic_save(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def _resume(checkpoint_dir: Path, model, optimizer, scheduler, scaler, verbose: bool):
+    """Load ``last.pt`` into the training objects; return the history so far and best weights."""
+    last, best = checkpoint_dir / "last.pt", checkpoint_dir / "best.pt"
+    if not last.exists():
+        if verbose:
+            print(f"no checkpoint at {last} yet: starting from epoch 1")
+        return History(), None
+    device = next(model.parameters()).device
+    state = torch.load(last, map_location=device, weights_only=False)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scaler.load_state_dict(state["scaler"])
+    if scheduler is not None and state["scheduler"] is not None:
+        scheduler.load_state_dict(state["scheduler"])
+    best_state = torch.load(best, weights_only=True)["model"] if best.exists() else None
+    if verbose:
+        print(
+            f"resumed from {last}: epoch {state['epoch']} done, continuing at {state['epoch'] + 1}"
+        )
+    return History(**state["history"]), best_state
+
+
 def fit(
     model: nn.Module,
     train_loader,
@@ -156,24 +178,8 @@ def fit(
     if resume:
         if checkpoint_dir is None:
             raise ValueError("resume=True needs checkpoint_dir= to know where last.pt is")
-        last = checkpoint_dir / "last.pt"
-        if last.exists():
-            state = torch.load(last, map_location=device, weights_only=False)
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scaler.load_state_dict(state["scaler"])
-            if scheduler is not None and state["scheduler"] is not None:
-                scheduler.load_state_dict(state["scheduler"])
-            history = History(**state["history"])
-            start_epoch = state["epoch"] + 1
-            if (checkpoint_dir / "best.pt").exists():
-                best_state = torch.load(checkpoint_dir / "best.pt", weights_only=True)["model"]
-            if verbose:
-                print(
-                    f"resumed from {last}: epoch {state['epoch']} done, continuing at {start_epoch}"
-                )
-        elif verbose:
-            print(f"no checkpoint at {last} yet: starting from epoch 1")
+        history, best_state = _resume(checkpoint_dir, model, optimizer, scheduler, scaler, verbose)
+        start_epoch = (history.epoch[-1] + 1) if history.epoch else 1
 
     hide_bars = not progress or bool(os.environ.get("TQDM_DISABLE"))  # set for book builds
     epochs_bar = tqdm(range(start_epoch, epochs + 1), desc="epochs", disable=hide_bars)
@@ -182,8 +188,9 @@ def fit(
         started, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0.0
         batches = tqdm(train_loader, desc=f"epoch {epoch}", leave=False, disable=hide_bars)
         for step, (x, y) in enumerate(batches, start=1):
-            x = x.to(device, non_blocking=True, memory_format=memory_format)
-            y = y.to(device, non_blocking=True)
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            if channels_last and x.ndim == 4:  # the layout tensor cores prefer
+                x = x.contiguous(memory_format=torch.channels_last)
             if batch_transform is not None:
                 x, y = batch_transform(x, y)
             optimizer.zero_grad(set_to_none=True)

@@ -6,6 +6,7 @@ so a helper that would download something is caught here rather than in CI.
 
 from __future__ import annotations
 
+import os
 import socket
 
 import pytest
@@ -31,4 +32,6 @@ def _offline_smoke(monkeypatch):
 
 @pytest.fixture(autouse=True, scope="session")
 def _threads():
-    torch.set_num_threads(2)
+    # Under pytest-xdist each worker gets one thread: two workers with two threads each on a
+    # two-core machine make PyTorch's threads wait for each other and run several times slower.
+    torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
