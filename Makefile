@@ -22,9 +22,15 @@ test: $(STAMP) lint
 	$(BIN)/python -m pytest -n 2 tests notebooks --nbmake --nbmake-timeout=900
 
 ## make book: execute every chapter and write the site to book/_build/html
+# The execution cache re-runs a chapter only when the notebook changes. It does not know about
+# the helpers the chapters import, so it is dropped whenever those (or the profile) change.
+CACHE_KEY := book/_build/.cache-key-$(IMGCLS_PROFILE)
 book: $(STAMP)
+	@if [ ! -f $(CACHE_KEY) ] || [ -n "$$(find imgcls_helpers requirements.txt -newer $(CACHE_KEY) -print -quit)" ]; then \
+		rm -rf book/_build/.jupyter_cache book/_build/.doctrees book/_build/.cache-key-*; fi
 	$(BIN)/jupyter-book build -W -n --keep-going . --config book/_config.yml \
 		--toc book/_toc.yml --path-output book
+	@touch $(CACHE_KEY)
 	@echo "Open book/_build/html/index.html"
 
 lint: $(STAMP)
