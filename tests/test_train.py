@@ -364,6 +364,9 @@ def test_mixed_precision_and_channels_last_paths_train():
         verbose=False,
     )
     assert history.train_loss[-1] < history.train_loss[0]
+    assert (
+        history.total_seconds == pytest.approx(sum(history.seconds)) and history.total_seconds > 0
+    )
     flat = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 8))  # 2-D activations are fine
     train.fit(
         flat,
