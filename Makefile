@@ -10,7 +10,7 @@ export IMGCLS_PROFILE ?= smoke
 # Progress bars are for people watching; in tests and the built book they are noise.
 export TQDM_DISABLE ?= 1
 
-.PHONY: test book lint unit notebooks clean
+.PHONY: test book lint unit notebooks sync-url clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ unit: $(STAMP)
 
 notebooks: $(STAMP)
 	$(BIN)/python -m pytest -n 2 notebooks --nbmake --nbmake-timeout=900
+
+## make sync-url: copy the repository URL from book/_config.yml into the Colab install cells
+sync-url: $(STAMP)
+	$(BIN)/python book/sync_repository_url.py
 
 clean:
 	rm -rf book/_build .pytest_cache

@@ -71,4 +71,5 @@ def test_colab_install_uses_the_repository_url_from_the_book_config(path):
     ]
     assert installs, f"{path.name} has no Colab install cell"
     for text in installs:
-        assert re.findall(r"git\+(\S+?)[\"'\s]", text) == [url]
+        found = re.findall(r"git\+(\S+?)[\"'\s]", text)
+        assert found == [url], f"{path.name} installs from {found}, not {url}: run make sync-url"
