@@ -78,13 +78,12 @@ def pretrained_or_random(name: str, weights: str = "DEFAULT") -> LoadedModel:
             model = builder(weights=chosen)
             return LoadedModel(model, True, chosen, f"{name} with pretrained {chosen}")
         except Exception as err:  # noqa: BLE001  network, SSL, HTTP or corrupt-file errors
-            reason = f"loading them failed ({type(err).__name__}: {err})"
+            why, reason = "loading failed", f"loading them failed ({type(err).__name__}: {err})"
     else:
-        reason = f"this profile is offline and they are not cached at {cached}"
+        why, reason = "offline", f"this profile is offline and they are not cached at {cached}"
     announce(
         f"RANDOM WEIGHTS: the pretrained weights {chosen} for {name} are not available: "
         f"{reason}. The model below is randomly initialised, so its predictions are chance. "
         "Run with internet (e.g. in Colab) to see the real thing."
     )
-    why = "offline" if is_offline() else "download failed"
     return LoadedModel(builder(weights=None), False, chosen, f"{name} with RANDOM weights ({why})")
