@@ -24,6 +24,9 @@ from .synthetic import SHAPES, ShapesData, ShapesDataset, make_shapes  # noqa: F
 # expects inputs normalised with them.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# CIFAR-10's own training-set statistics, for models trained from scratch on it.
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 
 
 def train_transforms(
@@ -185,7 +188,15 @@ def dataset_to_tensors(dataset, size: int | None = None) -> tuple[torch.Tensor, 
     """Decode a whole (small) dataset once into a uint8 (N, 3, H, W) tensor and labels.
 
     Images of different sizes are resized (short side) and centre-cropped to ``size``.
+    Datasets that already hold a uint8 ``(N, H, W, 3)`` array (CIFAR-10's ``.data``, the
+    shapes set's ``.data.images``) are converted in one step instead of image by image.
     """
+    array = getattr(dataset, "data", None)
+    array = getattr(array, "images", array)
+    whole = isinstance(array, np.ndarray) and array.dtype == np.uint8 and array.ndim == 4
+    if size is None and whole and array.shape[-1] == 3 and hasattr(dataset, "targets"):
+        images = torch.from_numpy(array).permute(0, 3, 1, 2).contiguous()
+        return images, torch.as_tensor(dataset.targets, dtype=torch.long)
     to_uint8 = [v2.ToImage()] + ([v2.Resize(size), v2.CenterCrop(size)] if size else [])
     transform = v2.Compose(to_uint8)
     images, labels = [], []
@@ -257,3 +268,22 @@ def random_flip(batch: torch.Tensor) -> torch.Tensor:
     """Flip a random half of a batch left-right, on whatever device the batch is on."""
     flip = torch.rand(len(batch), device=batch.device) < 0.5
     return torch.where(flip.view(-1, 1, 1, 1), batch.flip(-1), batch)
+
+
+def random_crop(batch: torch.Tensor, padding: int = 4) -> torch.Tensor:
+    """Shift each image of a batch by up to ``padding`` pixels (pad by reflection, crop back
+    to the original size at a random offset per image): ``RandomCrop(32, padding=4)`` for a
+    whole batch at once, on whatever device the batch is on."""
+    n, c, h, w = batch.shape
+    padded = torch.nn.functional.pad(batch, (padding,) * 4, mode="reflect")
+    dy, dx = (torch.randint(0, 2 * padding + 1, (2, n, 1), device=batch.device)).unbind(0)
+    rows = (dy + torch.arange(h, device=batch.device)).view(n, 1, h, 1)
+    cols = (dx + torch.arange(w, device=batch.device)).view(n, 1, 1, w)
+    images = torch.arange(n, device=batch.device).view(n, 1, 1, 1)
+    channels = torch.arange(c, device=batch.device).view(1, c, 1, 1)
+    return padded[images, channels, rows, cols]
+
+
+def flip_and_crop(batch: torch.Tensor) -> torch.Tensor:
+    """The standard CIFAR augmentation: random horizontal flip, then a random 4-pixel shift."""
+    return random_crop(random_flip(batch), padding=4)

@@ -1,8 +1,10 @@
 """Models the chapters share, and pretrained torchvision models that degrade honestly.
 
-:class:`SmallCNN` is the workhorse for quick experiments on 32x32 images. Chapters that teach
-an architecture (the 2-conv network, the ResNet block, patch embedding) write it out in the
-notebook first. :func:`pretrained_or_random` loads torchvision weights when it can and says
+:class:`SmallCNN` is the workhorse for quick experiments on 32x32 images; :class:`TwoConvNet`
+is chapter 3's first network. Chapters that teach an architecture (the 2-conv network, the
+ResNet block, patch embedding) write it out in the notebook first; the ResNet pieces live in
+:mod:`imgcls_helpers.resnet` and are re-exported here. :func:`layer_shapes` lists what each
+layer outputs. :func:`pretrained_or_random` loads torchvision weights when it can and says
 loudly when it cannot, so an offline run never passes random predictions off as real ones.
 """
 
@@ -16,6 +18,14 @@ import torchvision
 from torch import nn
 
 from .config import announce, is_offline
+from .resnet import (  # noqa: F401  (public API: chapters use models.BasicBlock etc.)
+    BasicBlock,
+    Bottleneck,
+    ResNet,
+    deep_net,
+    resnet18_cifar,
+    small_resnet,
+)
 
 
 class SmallCNN(nn.Module):
@@ -41,6 +51,60 @@ class SmallCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
+
+
+class TwoConvNet(nn.Module):
+    """Two 5x5 convolutions with max-pooling, then three fully connected layers.
+
+    The classic first CNN (LeNet-5's layout, in colour, as in PyTorch's CIFAR-10 tutorial):
+    32x32 -> conv 28x28 -> pool 14x14 -> conv 10x10 -> pool 5x5 -> 16*5*5 = 400 features.
+    """
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 3):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 6, 5)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.pool = nn.MaxPool2d(2)
+        self.fc1 = nn.Linear(16 * 5 * 5, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool(torch.relu(self.conv1(x)))
+        x = self.pool(torch.relu(self.conv2(x)))
+        x = torch.flatten(x, 1)
+        x = torch.relu(self.fc1(x))
+        x = torch.relu(self.fc2(x))
+        return self.fc3(x)
+
+
+def layer_shapes(model: nn.Module, input_shape: tuple[int, ...]) -> list[tuple[str, str, tuple]]:
+    """``(name, layer type, output shape)`` for every leaf module, in the order they ran.
+
+    It runs one forward pass of zeros with forward hooks, so it reports what really happens
+    (including a layer used twice, such as a shared pooling layer) rather than what the
+    constructor suggests.
+    """
+    rows, handles = [], []
+    for name, module in model.named_modules():
+        if not list(module.children()):
+            hook = module.register_forward_hook(
+                lambda mod, _inp, out, name=name: rows.append(
+                    (name, type(mod).__name__, tuple(out.shape))
+                )
+            )
+            handles.append(hook)
+    was_training = model.training
+    model.eval()
+    try:
+        device = next(model.parameters()).device
+        with torch.no_grad():
+            model(torch.zeros(input_shape, device=device))
+    finally:
+        for hook in handles:
+            hook.remove()
+        model.train(was_training)
+    return rows
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:

@@ -61,6 +61,8 @@ def _make_optimizer(model: nn.Module, optimizer, lr: float, weight_decay: float,
     if isinstance(optimizer, torch.optim.Optimizer):
         return optimizer
     params = [p for p in model.parameters() if p.requires_grad]
+    if callable(optimizer):  # a factory, e.g. functools.partial(torch.optim.SGD, lr=0.01)
+        return optimizer(params)
     if optimizer == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     if optimizer == "sgd":
@@ -68,7 +70,8 @@ def _make_optimizer(model: nn.Module, optimizer, lr: float, weight_decay: float,
             params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=momentum > 0
         )
     raise ValueError(
-        f"optimizer must be 'adamw', 'sgd' or a torch.optim.Optimizer, not {optimizer!r}"
+        f"optimizer must be 'adamw', 'sgd', a torch.optim.Optimizer or a factory "
+        f"params -> Optimizer, not {optimizer!r}"
     )
 
 
@@ -126,7 +129,7 @@ def fit(
     val_loader=None,
     *,
     epochs: int = 10,
-    optimizer: str | torch.optim.Optimizer = "adamw",
+    optimizer: str | torch.optim.Optimizer | Callable = "adamw",
     lr: float = 1e-3,
     weight_decay: float = 0.01,
     momentum: float = 0.9,
@@ -145,8 +148,9 @@ def fit(
 ) -> History:
     """Train ``model`` and return its :class:`History`.
 
-    ``optimizer``: ``"adamw"``, ``"sgd"`` (with ``momentum``) or your own optimizer (e.g. with
-    parameter groups). ``scheduler``: ``"cosine"`` or ``"onecycle"`` (stepped every batch), or
+    ``optimizer``: ``"adamw"``, ``"sgd"`` (Nesterov, with ``momentum``), your own optimizer
+    (e.g. with parameter groups) or a factory ``params -> optimizer`` (``lr`` etc. are then
+    the factory's). ``scheduler``: ``"cosine"`` or ``"onecycle"`` (stepped every batch), or
     any ``torch.optim.lr_scheduler`` object or factory ``optimizer -> scheduler`` (stepped every
     epoch; ``ReduceLROnPlateau`` gets the validation loss). ``batch_transform(x, y)`` runs on
     each training batch, e.g. ``torchvision.transforms.v2.MixUp``; soft targets are fine.

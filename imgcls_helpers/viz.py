@@ -107,3 +107,37 @@ def plot_probabilities(probs, classes: Sequence[str], *, k: int = 5, title: str 
         ax.set_title(title)
     fig.tight_layout()
     return fig
+
+
+def plot_confusion_matrix(targets, preds, classes: Sequence[str], *, title: str | None = None):
+    """Confusion matrix with rows normalised to 1 (the recall of each true class), drawn by
+    scikit-learn's ``ConfusionMatrixDisplay``. Rows are true classes, columns predictions."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    size = max(4.0, 0.55 * len(classes) + 1.5)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ConfusionMatrixDisplay.from_predictions(
+        np.asarray(targets),
+        np.asarray(preds),
+        labels=list(range(len(classes))),
+        display_labels=list(classes),
+        normalize="true",
+        values_format=".2f",
+        cmap="Blues",
+        colorbar=False,
+        ax=ax,
+        xticks_rotation=45,
+    )
+    ax.set_title(title or "confusion matrix (each row sums to 1)")
+    fig.tight_layout()
+    return fig
+
+
+def show_feature_maps(maps: torch.Tensor, *, ncols: int = 8, title: str | None = None):
+    """Each channel of one image's activations ``(C, H, W)`` as a grey picture, scaled on its
+    own so weak channels stay visible (bright = strong response)."""
+    maps = maps.detach().float().cpu()
+    low = maps.amin(dim=(1, 2), keepdim=True)
+    high = maps.amax(dim=(1, 2), keepdim=True)
+    scaled = (maps - low) / (high - low).clamp_min(1e-8)
+    return show_images(list(scaled.numpy()), list(range(len(maps))), ncols=ncols, title=title)

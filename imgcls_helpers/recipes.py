@@ -1,0 +1,104 @@
+"""Named training recipes: a model, its data handling and its optimiser settings in one place.
+
+A recipe is what the ``full`` profile runs on a GPU. Keeping it here, not only in a
+notebook, lets a CPU test build every recipe and take one real training step, so a recipe
+that is never run in CI still cannot rot. A notebook scales a recipe down for ``smoke`` with
+``recipe.scaled(epochs=..., batch_size=...)``, keeping everything else identical.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+
+import torch
+import torchvision
+from torch import nn
+
+from . import data, models, train
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    source: str  # where the recipe comes from
+    build: Callable[[int], nn.Module]  # num_classes -> model
+    epochs: int
+    batch_size: int
+    fit_options: dict = field(default_factory=dict)  # passed to train.fit
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None  # batched, training only
+    mean: tuple[float, ...] = data.CIFAR10_MEAN
+    std: tuple[float, ...] = data.CIFAR10_STD
+
+    def scaled(self, **changes) -> Recipe:
+        """A copy with some fields changed, e.g. fewer epochs for the smoke profile."""
+        return dataclasses.replace(self, **changes)
+
+    def loaders(self, train_images, train_labels, test_images, test_labels, device=None):
+        """In-memory train (shuffled, augmented) and test loaders for uint8 image tensors."""
+        common = {"mean": self.mean, "std": self.std, "device": device}
+        train_loader = data.TensorLoader(
+            train_images, train_labels, batch_size=self.batch_size, shuffle=True,
+            augment=self.augment, drop_last=len(train_labels) > self.batch_size, **common,
+        )  # fmt: skip
+        test_loader = data.TensorLoader(test_images, test_labels, batch_size=512, **common)
+        return train_loader, test_loader
+
+    def fit(self, model: nn.Module, train_loader, val_loader=None, **overrides) -> train.History:
+        """``train.fit`` with this recipe's epochs and options (``overrides`` win)."""
+        options = {"epochs": self.epochs, **self.fit_options, **overrides}
+        return train.fit(model, train_loader, val_loader, **options)
+
+
+# Chapter 3: the 2-conv network with the two optimisers of the seed texts.
+CNN_SGD = Recipe(
+    "2-conv net, SGD",
+    "PyTorch's CIFAR-10 tutorial: SGD, lr 0.001, momentum 0.9 (batch 32 instead of 4)",
+    models.TwoConvNet,
+    epochs=20,
+    batch_size=32,
+    fit_options={"optimizer": partial(torch.optim.SGD, lr=1e-3, momentum=0.9)},
+)
+CNN_ADAM = CNN_SGD.scaled(
+    name="2-conv net, Adam",
+    source="Adam with its default settings (lr 0.001), as in a second popular tutorial",
+    fit_options={"optimizer": partial(torch.optim.Adam, lr=1e-3)},
+)
+
+
+def _torchvision_resnet50(num_classes: int) -> nn.Module:
+    return torchvision.models.resnet50(weights=None, num_classes=num_classes)
+
+
+# Chapter 4: a recipe as the tutorials give it, and a fast modern one.
+RESNET50_SEED = Recipe(
+    "ResNet-50 (ImageNet stem), SGD",
+    "a popular tutorial: torchvision ResNet-50 from scratch, SGD lr 0.01, momentum 0.9, "
+    "weight decay 1e-4, batch 128, 80 epochs, RandomCrop(32, padding=4) + flip",
+    _torchvision_resnet50,
+    epochs=80,
+    batch_size=128,
+    fit_options={"optimizer": partial(torch.optim.SGD, lr=0.01, momentum=0.9, weight_decay=1e-4)},
+    augment=data.flip_and_crop,
+)
+RESNET18_FAST = Recipe(
+    "ResNet-18 (CIFAR stem), one-cycle",
+    "ResNet-18 widths with a 3x3 stem; SGD (Nesterov) one-cycle to lr 0.2, weight decay 5e-4, "
+    "label smoothing 0.1, batch 256, 30 epochs, flip + 4-pixel shift, AMP + channels_last",
+    models.resnet18_cifar,
+    epochs=30,
+    batch_size=256,
+    fit_options={
+        "optimizer": "sgd",
+        "lr": 0.2,
+        "momentum": 0.9,
+        "weight_decay": 5e-4,
+        "scheduler": "onecycle",
+        "label_smoothing": 0.1,
+    },
+    augment=data.flip_and_crop,
+)
+
+RECIPES = {r.name: r for r in (CNN_SGD, CNN_ADAM, RESNET50_SEED, RESNET18_FAST)}
