@@ -442,3 +442,36 @@ def test_random_flip_flips_about_half():
     assert (same ^ mirrored).all()  # each image is exactly one of the two
     assert 0.4 < mirrored.float().mean() < 0.6
     assert not torch.equal(random_flip(batch), out)  # a fresh random choice on every call
+
+
+def test_random_crop_takes_one_window_of_the_reflection_padded_image_per_image():
+    torch.manual_seed(0)
+    batch = torch.randn(16, 3, 8, 8)
+    out = data.random_crop(batch, padding=2)
+    assert out.shape == batch.shape
+    padded = torch.nn.functional.pad(batch, (2, 2, 2, 2), mode="reflect")
+    offsets = set()
+    for image, result in zip(padded, out, strict=True):
+        found = [
+            (dy, dx)
+            for dy in range(5)
+            for dx in range(5)
+            if torch.equal(image[:, dy : dy + 8, dx : dx + 8], result)
+        ]
+        assert found, "an output image is not a window of its own padded image"
+        offsets.add(found[0])
+    assert len(offsets) > 3  # offsets differ between images: it is per-image, not per-batch
+
+
+def test_random_crop_with_no_padding_is_the_identity_and_flip_and_crop_keeps_shape():
+    batch = torch.randn(4, 3, 8, 8)
+    assert torch.equal(data.random_crop(batch, padding=0), batch)
+    assert data.flip_and_crop(batch).shape == batch.shape
+
+
+def test_dataset_to_tensors_fast_path_equals_the_image_by_image_path():
+    dataset = ShapesDataset(make_shapes(12, size=32, seed=5))
+    fast_images, fast_labels = data.dataset_to_tensors(dataset)
+    slow_images, slow_labels = data.dataset_to_tensors(dataset, size=32)  # per image
+    assert torch.equal(fast_images, slow_images) and torch.equal(fast_labels, slow_labels)
+    assert fast_images.dtype == torch.uint8 and fast_images.shape == (12, 3, 32, 32)

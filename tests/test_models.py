@@ -129,3 +129,33 @@ def test_unknown_model_or_weights():
         pretrained_or_random("resnet19")
     with pytest.raises(KeyError):
         pretrained_or_random("resnet18", weights="IMAGENET9K")
+
+
+def test_two_conv_net_shapes_follow_the_convolution_formula():
+    from imgcls_helpers.models import TwoConvNet, layer_shapes
+
+    def out(size: int, kernel: int, stride: int = 1) -> int:
+        return (size - kernel) // stride + 1
+
+    after_conv1 = out(32, 5)
+    after_pool1 = out(after_conv1, 2, 2)
+    after_conv2 = out(after_pool1, 5)
+    after_pool2 = out(after_conv2, 2, 2)
+    model = TwoConvNet(7).train()
+    rows = layer_shapes(model, (2, 3, 32, 32))
+    assert [r[0] for r in rows] == ["conv1", "pool", "conv2", "pool", "fc1", "fc2", "fc3"]
+    assert rows[0][2] == (2, 6, after_conv1, after_conv1)
+    assert rows[3][2] == (2, 16, after_pool2, after_pool2)
+    assert model.fc1.in_features == 16 * after_pool2 * after_pool2
+    assert rows[-1] == ("fc3", "Linear", (2, 7))
+    assert model.training, "layer_shapes puts the training mode back"
+    assert not any(m._forward_hooks for m in model.modules()), "hooks are removed"
+
+
+def test_layer_shapes_removes_its_hooks_even_when_the_forward_fails():
+    from imgcls_helpers.models import TwoConvNet, layer_shapes
+
+    model = TwoConvNet(3)
+    with pytest.raises(RuntimeError):
+        layer_shapes(model, (1, 3, 64, 64))  # 64x64 gives 16*13*13 features, not 400
+    assert not any(m._forward_hooks for m in model.modules())

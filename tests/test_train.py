@@ -378,3 +378,25 @@ def test_mixed_precision_and_channels_last_paths_train():
         progress=False,
         verbose=False,
     )
+
+
+def test_an_optimizer_factory_is_called_with_the_trainable_parameters():
+    from functools import partial
+
+    model = models.SmallCNN(3, width=4)
+    for p in model.features.parameters():
+        p.requires_grad_(False)
+    images, labels = torch.randint(0, 256, (8, 3, 16, 16), dtype=torch.uint8), torch.arange(8) % 3
+    loader = data.TensorLoader(images, labels, batch_size=8, device="cpu")
+    made = []
+
+    def factory(params):
+        made.append(torch.optim.SGD(params, lr=0.5))
+        return made[-1]
+
+    history = train.fit(model, loader, epochs=1, optimizer=factory, progress=False, verbose=False)
+    assert history.lr == [0.5]
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    assert {id(p) for p in made[0].param_groups[0]["params"]} == trainable
+    sgd = partial(torch.optim.SGD, lr=0.1)
+    assert train.fit(model, loader, epochs=1, optimizer=sgd, verbose=False).lr == [0.1]

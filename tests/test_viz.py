@@ -177,3 +177,27 @@ def test_plot_probabilities_k_larger_than_classes():
     fig = plot_probabilities([0.2, 0.5, 0.3], ["a", "b", "c"], k=10)
     widths = sorted(p.get_width() for p in fig.axes[0].patches)
     assert widths == pytest.approx([0.2, 0.3, 0.5])
+
+
+def test_plot_confusion_matrix_rows_are_recall_per_true_class():
+    from imgcls_helpers.viz import plot_confusion_matrix
+
+    targets = [0, 0, 0, 0, 1, 1, 2, 3]
+    preds = [0, 0, 0, 1, 1, 1, 0, 3]
+    fig = plot_confusion_matrix(targets, preds, CLASSES)
+    ax = fig.axes[0]
+    values = [float(t.get_text()) for t in ax.texts]
+    grid = np.array(values).reshape(4, 4)
+    np.testing.assert_allclose(grid[0], [0.75, 0.25, 0, 0])
+    np.testing.assert_allclose(grid[2], [1, 0, 0, 0])
+    assert [t.get_text() for t in ax.get_yticklabels()] == CLASSES
+
+
+def test_show_feature_maps_draws_one_panel_per_channel_scaled_on_its_own():
+    from imgcls_helpers.viz import show_feature_maps
+
+    maps = torch.stack([torch.zeros(5, 5), torch.arange(25.0).view(5, 5) * 100, -torch.ones(5, 5)])
+    fig = show_feature_maps(maps, ncols=3)
+    shown = [ax.images[0].get_array() for ax in fig.axes if ax.images]
+    assert len(shown) == 3
+    assert float(np.max(shown[1])) == 1.0 and float(np.min(shown[1])) == 0.0

@@ -1,0 +1,52 @@
+"""Every full-profile recipe is built and takes real training steps on CPU, so the GPU path
+(never run in CI) cannot rot: a renamed option or a broken model fails here."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from imgcls_helpers import data
+from imgcls_helpers.recipes import CNN_ADAM, CNN_SGD, RECIPES, RESNET18_FAST, RESNET50_SEED
+
+
+@pytest.mark.parametrize("recipe", RECIPES.values(), ids=list(RECIPES))
+def test_full_recipe_builds_and_trains_two_steps_on_cpu(recipe):
+    torch.manual_seed(0)
+    model = recipe.build(10)
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+    images = torch.randint(0, 256, (16, 3, 32, 32), dtype=torch.uint8)
+    labels = torch.arange(16) % 10
+    # Two steps (a one-step one-cycle schedule would sit at its minimum learning rate).
+    tiny = recipe.scaled(batch_size=8, epochs=1)  # all else as in the full recipe
+    train_loader, test_loader = tiny.loaders(images, labels, images, labels, device="cpu")
+    assert len(train_loader) == 2
+    before = [p.detach().clone() for p in model.parameters()]
+    history = tiny.fit(model, train_loader, test_loader, progress=False, verbose=False)
+    assert history.epoch == [1]
+    assert all(torch.isfinite(torch.tensor(history.train_loss)))
+    changed = sum(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    assert changed == len(before)
+
+
+def test_scaled_changes_only_what_it_is_told():
+    small = RESNET18_FAST.scaled(epochs=2, batch_size=16)
+    assert (small.epochs, small.batch_size) == (2, 16)
+    assert small.fit_options == RESNET18_FAST.fit_options
+    assert small.augment is RESNET18_FAST.augment is data.flip_and_crop
+    assert RESNET18_FAST.epochs == 30  # the original is untouched (frozen dataclass)
+
+
+def test_recipes_say_what_the_seed_texts_say():
+    sgd = CNN_SGD.fit_options["optimizer"]([torch.nn.Parameter(torch.zeros(1))])
+    assert type(sgd) is torch.optim.SGD and not sgd.defaults["nesterov"]
+    assert (sgd.defaults["lr"], sgd.defaults["momentum"]) == (1e-3, 0.9)
+    adam = CNN_ADAM.fit_options["optimizer"]([torch.nn.Parameter(torch.zeros(1))])
+    assert type(adam) is torch.optim.Adam and adam.defaults["lr"] == 1e-3
+    seed = RESNET50_SEED.fit_options["optimizer"]([torch.nn.Parameter(torch.zeros(1))])
+    assert (seed.defaults["lr"], seed.defaults["momentum"], seed.defaults["weight_decay"]) == (
+        0.01,
+        0.9,
+        1e-4,
+    )
+    assert RESNET50_SEED.augment is data.flip_and_crop
