@@ -18,8 +18,12 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 ## make test: lint, unit tests, then every chapter notebook under nbmake
+# Two pytest workers run side by side, each with one thread: notebook kernels are separate
+# processes, so they get it from OMP_NUM_THREADS (tests/conftest.py sets it for the tests).
+# Two kernels with two threads each on two cores fight over them and run several times slower.
+PARALLEL := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2
 test: $(STAMP) lint
-	$(BIN)/python -m pytest -n 2 tests notebooks --nbmake --nbmake-timeout=900
+	$(PARALLEL) tests notebooks --nbmake --nbmake-timeout=900
 
 ## make book: execute every chapter and write the site to book/_build/html
 # The execution cache re-runs a chapter only when the notebook changes. It does not know about
@@ -38,10 +42,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest -n 2 tests
+	$(PARALLEL) tests
 
 notebooks: $(STAMP)
-	$(BIN)/python -m pytest -n 2 notebooks --nbmake --nbmake-timeout=900
+	$(PARALLEL) notebooks --nbmake --nbmake-timeout=900
 
 ## make sync-url: copy the repository URL from book/_config.yml into the Colab install cells
 sync-url: $(STAMP)
