@@ -6,6 +6,8 @@ ResNet block, patch embedding) write it out in the notebook first; the ResNet pi
 :mod:`imgcls_helpers.resnet` and are re-exported here. :func:`layer_shapes` lists what each
 layer outputs. :func:`pretrained_or_random` loads torchvision weights when it can and says
 loudly when it cannot, so an offline run never passes random predictions off as real ones.
+The transfer-learning tools of :mod:`imgcls_helpers.transfer` (``backbone`` with a new head,
+``freeze``/``unfreeze`` by layer group, ``discriminative_param_groups``) are re-exported here.
 """
 
 from __future__ import annotations
@@ -151,3 +153,15 @@ def pretrained_or_random(name: str, weights: str = "DEFAULT") -> LoadedModel:
         "Run with internet (e.g. in Colab) to see the real thing."
     )
     return LoadedModel(builder(weights=None), False, chosen, f"{name} with RANDOM weights ({why})")
+
+
+# Transfer learning (chapter 5); imported last because transfer.py uses LoadedModel from here.
+from .transfer import (  # noqa: E402, F401
+    backbone,
+    discriminative_param_groups,
+    freeze,
+    layer_groups,
+    replace_head,
+    trainable_groups,
+    unfreeze,
+)

@@ -17,7 +17,7 @@ import torch
 import torchvision
 from torch import nn
 
-from . import data, models, train
+from . import data, models, train, transfer
 
 
 @dataclass(frozen=True)
@@ -102,3 +102,72 @@ RESNET18_FAST = Recipe(
 )
 
 RECIPES = {r.name: r for r in (CNN_SGD, CNN_ADAM, RESNET50_SEED, RESNET18_FAST)}
+
+
+# Chapter 5: transfer learning. Two phases need two optimizers built from the model (the
+# second one with a learning rate per layer group), so this recipe has its own class.
+@dataclass(frozen=True)
+class TransferRecipe:
+    """Feature extraction, two-phase fine-tuning and the from-scratch control for one backbone.
+
+    Phase 1 (and the whole of feature extraction) trains only the new head. Phase 2 unfreezes
+    the layer groups named in ``finetune_lrs``, each with its own learning rate. Every phase
+    uses Adam with a cosine schedule.
+    """
+
+    name: str
+    source: str
+    arch: str  # a torchvision model name
+    image_size: int
+    batch_size: int
+    head_epochs: int  # phase 1; feature extraction trains the head head_epochs + finetune_epochs
+    head_lr: float
+    finetune_epochs: int  # phase 2
+    finetune_lrs: dict[str, float]  # layer group -> learning rate; groups not named stay frozen
+    scratch_epochs: int
+    scratch_lr: float
+
+    def build(self, num_classes: int, pretrained: bool = True) -> models.LoadedModel:
+        """The backbone with a new head (random weights, announced, if pretrained fails)."""
+        return transfer.backbone(self.arch, num_classes, pretrained=pretrained)
+
+    def head_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        """Freeze everything but the head; Adam on the head alone."""
+        transfer.unfreeze(transfer.freeze(model), last=1)
+        return torch.optim.Adam([p for p in model.parameters() if p.requires_grad], self.head_lr)
+
+    def finetune_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        """Unfreeze the groups of ``finetune_lrs`` (the last ones); Adam, one lr per group."""
+        transfer.unfreeze(transfer.freeze(model), last=len(self.finetune_lrs))
+        trainable = transfer.trainable_groups(model)
+        if trainable != list(self.finetune_lrs):
+            raise ValueError(f"finetune_lrs names {list(self.finetune_lrs)}, not {trainable}")
+        groups = transfer.discriminative_param_groups(model, self.head_lr, lrs=self.finetune_lrs)
+        return torch.optim.Adam(groups)
+
+    def scratch_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        """Everything trainable, one learning rate: the control without transfer."""
+        transfer.unfreeze(model)
+        return torch.optim.Adam(model.parameters(), self.scratch_lr)
+
+    def fit(self, model, optimizer, train_loader, val_loader=None, *, epochs, **overrides):
+        """``train.fit`` with this optimizer and a cosine schedule over ``epochs``."""
+        options = {"epochs": epochs, "optimizer": optimizer, "scheduler": "cosine", **overrides}
+        return train.fit(model, train_loader, val_loader, **options)
+
+
+FLOWERS_RESNET50 = TransferRecipe(
+    "ResNet-50 (ImageNet weights) on Flowers-102",
+    "per-depth learning rates from a popular fine-tuning guide (Adam: layer1 1e-5, layer2 "
+    "1e-5, layer3 3e-5, layer4 1e-4, fc 1e-3; the stem stays frozen), cosine schedule; "
+    "224 x 224 crops, batch 32",
+    "resnet50",
+    image_size=224,
+    batch_size=32,
+    head_epochs=5,
+    head_lr=1e-3,
+    finetune_epochs=15,
+    finetune_lrs={"layer1": 1e-5, "layer2": 1e-5, "layer3": 3e-5, "layer4": 1e-4, "fc": 1e-3},
+    scratch_epochs=30,
+    scratch_lr=1e-3,
+)

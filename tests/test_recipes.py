@@ -3,11 +3,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
-from imgcls_helpers import data
-from imgcls_helpers.recipes import CNN_ADAM, CNN_SGD, RECIPES, RESNET18_FAST, RESNET50_SEED
+from imgcls_helpers import data, models
+from imgcls_helpers.recipes import (
+    CNN_ADAM,
+    CNN_SGD,
+    FLOWERS_RESNET50,
+    RECIPES,
+    RESNET18_FAST,
+    RESNET50_SEED,
+)
 
 
 @pytest.mark.parametrize("recipe", RECIPES.values(), ids=list(RECIPES))
@@ -50,3 +59,38 @@ def test_recipes_say_what_the_seed_texts_say():
         1e-4,
     )
     assert RESNET50_SEED.augment is data.flip_and_crop
+
+
+def test_transfer_recipe_builds_with_random_weights_and_takes_one_finetuning_step_on_cpu():
+    recipe = FLOWERS_RESNET50
+    torch.manual_seed(0)
+    model = recipe.build(102, pretrained=False).model
+    assert model(torch.randn(2, 3, 64, 64)).shape == (2, 102)
+
+    head = recipe.head_optimizer(model)
+    assert sum(p.numel() for g in head.param_groups for p in g["params"]) == 2048 * 102 + 102
+
+    optimizer = recipe.finetune_optimizer(model)
+    lrs = {g["name"]: g["lr"] for g in optimizer.param_groups}
+    assert lrs == {"layer1": 1e-5, "layer2": 1e-5, "layer3": 3e-5, "layer4": 1e-4, "fc": 1e-3}
+    images = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    loader = data.TensorLoader(images, torch.tensor([0, 101]), batch_size=2, device="cpu")
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    stem_stats = model.bn1.running_var.clone()
+    layer1_stats = model.layer1[0].bn1.running_var.clone()
+    history = recipe.fit(model, optimizer, loader, epochs=1, progress=False, verbose=False)
+    assert history.epoch == [1] and all(torch.isfinite(torch.tensor(history.train_loss)))
+    changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
+    assert changed == set(before) - {"conv1.weight", "bn1.weight", "bn1.bias"}  # stem frozen
+    assert torch.equal(model.bn1.running_var, stem_stats)  # frozen BN keeps its statistics
+    assert not torch.equal(model.layer1[0].bn1.running_var, layer1_stats)
+
+    recipe.scratch_optimizer(model)
+    assert models.count_parameters(model, trainable_only=True) == models.count_parameters(model)
+
+
+def test_transfer_recipe_rejects_learning_rates_for_groups_it_would_not_train():
+    typo = FLOWERS_RESNET50.finetune_lrs | {"layer5": 1e-4}
+    bad = dataclasses.replace(FLOWERS_RESNET50, finetune_lrs=typo)
+    with pytest.raises(ValueError, match="layer5"):
+        bad.finetune_optimizer(FLOWERS_RESNET50.build(3, pretrained=False).model)
