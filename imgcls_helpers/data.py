@@ -214,6 +214,14 @@ class TensorLoader:
     Here the uint8 images go to the device once; each batch is an index into them, scaled to
     [0, 1] and normalised on the device, optionally followed by a batched ``augment`` (which
     only runs when ``shuffle`` is on, i.e. for training). No worker processes are needed.
+
+    ``augment`` sees normalised floats and, being one call per batch, suits ops written for
+    whole batches (:func:`flip_and_crop`). Photometric ops such as ``v2.TrivialAugmentWide`` or
+    ``v2.ColorJitter`` need the raw pixels instead, and a torchvision transform given a batch
+    draws ONE random choice for all of it. For those pass ``image_transform``: it is called on
+    each uint8 ``(C, H, W)`` training image on its own (its own random draw), before
+    normalisation, and must return the same dtype. Like ``augment`` it only runs with
+    ``shuffle=True``, so a test loader stays deterministic.
     """
 
     def __init__(
@@ -226,6 +234,7 @@ class TensorLoader:
         mean=IMAGENET_MEAN,
         std=IMAGENET_STD,
         augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        image_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
         drop_last: bool = False,
         device: torch.device | str | None = None,
         seed: int = 0,
@@ -245,7 +254,7 @@ class TensorLoader:
         self.scale = 1 / (std_t * (255 if self.images.dtype == torch.uint8 else 1))
         self.shift = -mean_t / std_t
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
-        self.augment = augment
+        self.augment, self.image_transform = augment, image_transform
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
@@ -258,10 +267,24 @@ class TensorLoader:
         order = order.to(self.device)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             index = order[start : start + self.batch_size]
-            batch = torch.addcmul(self.shift, self.images[index].float(), self.scale)
+            images = self.images[index]
+            if self.image_transform is not None and self.shuffle:
+                images = self._transform_each(images)
+            batch = torch.addcmul(self.shift, images.float(), self.scale)
             if self.augment is not None and self.shuffle:
                 batch = self.augment(batch)
             yield batch, self.labels[index]
+
+    def _transform_each(self, images: torch.Tensor) -> torch.Tensor:
+        """``image_transform`` on every image of a batch separately, so each gets its own draw."""
+        out = torch.stack([self.image_transform(image) for image in images])
+        if out.dtype != images.dtype:
+            raise TypeError(
+                f"image_transform turned {images.dtype} images into {out.dtype}; it must keep "
+                f"the dtype, because the loader scales and normalises afterwards (leave out "
+                f"ToDtype and Normalize)"
+            )
+        return out
 
 
 def random_flip(batch: torch.Tensor) -> torch.Tensor:

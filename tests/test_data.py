@@ -475,3 +475,95 @@ def test_dataset_to_tensors_fast_path_equals_the_image_by_image_path():
     slow_images, slow_labels = data.dataset_to_tensors(dataset, size=32)  # per image
     assert torch.equal(fast_images, slow_images) and torch.equal(fast_labels, slow_labels)
     assert fast_images.dtype == torch.uint8 and fast_images.shape == (12, 3, 32, 32)
+
+
+# --------------------------------------------------------------------------- image_transform
+
+
+def training_loader(images, labels, transform, **options) -> TensorLoader:
+    """A shuffled (training) loader with a per-image transform."""
+    return TensorLoader(images, labels, shuffle=True, image_transform=transform, **options)
+
+
+def test_image_transform_is_called_once_per_training_image_on_uint8_chw():
+    seen = []
+
+    def record(image):
+        seen.append((image.shape, image.dtype))
+        return image
+
+    loader = training_loader(uint8_images(10), np.zeros(10), record, batch_size=4)
+    assert [len(y) for _, y in loader] == [4, 4, 2]
+    assert seen == [((3, 6, 5), torch.uint8)] * 10
+
+
+def test_image_transform_is_not_applied_without_shuffle():
+    def fail(image):
+        raise AssertionError("image_transform ran on a test loader")
+
+    images = uint8_images(6)
+    loader = TensorLoader(images, np.zeros(6), batch_size=4, image_transform=fail)
+    x = torch.cat([b for b, _ in loader])
+    torch.testing.assert_close(x, expected_batch(images), rtol=1e-5, atol=1e-5)
+
+
+def test_image_transform_runs_before_normalisation():
+    """A mirrored uint8 image, then the usual (x / 255 - mean) / std, in float32."""
+    nhwc = uint8_images(9)
+    loader = training_loader(nhwc, np.arange(9), lambda image: image.flip(-1), batch_size=4)
+    expected = expected_batch(nhwc).flip(-1)
+    for x, y in loader:
+        assert x.dtype == torch.float32 and x.shape[1:] == (3, 6, 5)
+        torch.testing.assert_close(x, expected[y], rtol=1e-5, atol=1e-5)
+
+
+def test_image_transform_draws_separately_for_each_image():
+    """v2.RandomHorizontalFlip given a whole batch flips all or none; per image, some of each."""
+    images = torch.from_numpy(uint8_images(64, h=4, w=4)).permute(0, 3, 1, 2)
+    raw_pixels = {"mean": (0,) * 3, "std": (1 / 255,) * 3}  # x / 255 / (1 / 255) = x
+    flip = v2.RandomHorizontalFlip()
+    loader = training_loader(images, torch.arange(64), flip, batch_size=64, **raw_pixels)
+    torch.manual_seed(0)
+    x, y = next(iter(loader))
+    mirrored = (x == images[y].flip(-1).float()).flatten(1).all(dim=1)
+    same = (x == images[y].float()).flatten(1).all(dim=1)
+    assert (mirrored ^ same).all()  # each image is exactly one of the two
+    assert 10 < mirrored.sum() < 54  # and both occur in one batch
+
+
+def test_image_transform_equals_torchvision_applied_image_by_image():
+    """The loader shuffles with its own generator, so the global seed drives only the
+    transform: replaying the seed over the same images in the same order must agree."""
+    images = torch.from_numpy(uint8_images(12, h=16, w=16)).permute(0, 3, 1, 2)
+    transform = v2.Compose([v2.TrivialAugmentWide(), v2.RandomErasing(p=0.5, value=0)])
+    loader = training_loader(images, torch.arange(12), transform, batch_size=5)
+    torch.manual_seed(3)
+    batches = list(loader)
+    torch.manual_seed(3)
+    changed = 0
+    for x, y in batches:
+        by_hand = torch.stack([transform(images[i]) for i in y])
+        changed += (by_hand != images[y]).flatten(1).any(dim=1).sum().item()
+        expected = expected_batch(by_hand.permute(0, 2, 3, 1).numpy())
+        torch.testing.assert_close(x, expected, rtol=1e-5, atol=1e-5)
+    assert changed > 6  # the transform really altered most images
+
+
+def test_image_transform_comes_before_augment():
+    got = []
+
+    def augment(batch):
+        got.append(batch)
+        return batch
+
+    loader = training_loader(uint8_images(4), np.zeros(4), torch.zeros_like, augment=augment)
+    next(iter(loader))
+    black = (-MEAN / STD).expand(4, 3, 6, 5)  # a black uint8 image after normalisation
+    torch.testing.assert_close(got[0], black)
+
+
+def test_image_transform_must_keep_the_dtype():
+    to_float = v2.ToDtype(torch.float32, scale=True)
+    loader = training_loader(uint8_images(4), np.zeros(4), to_float)
+    with pytest.raises(TypeError, match="must keep the dtype"):
+        next(iter(loader))
