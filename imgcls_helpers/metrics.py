@@ -1,14 +1,18 @@
 """Predictions over a loader and the accuracy measures every chapter reports.
 
-Heavier reports (precision/recall, confusion matrices, ROC) come from scikit-learn, which is
-well tested; this module only gathers what the model predicts and turns it into the arrays
-scikit-learn expects.
+Heavier reports (precision/recall, confusion matrices, ROC AUC) come from scikit-learn, which
+is well tested; this module gathers what the model predicts and turns it into the arrays
+scikit-learn expects. Calibration (binned confidence, ECE, temperature scaling) has no
+scikit-learn function for the multi-class case, so it is computed here in a few lines and
+tested against scikit-learn's binary ``calibration_curve`` and hand-computed examples.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -63,3 +67,139 @@ def topk_accuracy(
     top = logits.topk(max(ks), dim=1).indices.cpu()
     hit = top == targets.cpu().view(-1, 1)
     return {k: hit[:, :k].any(dim=1).float().mean().item() for k in ks}
+
+
+# --- Reports beyond accuracy: thin wrappers around scikit-learn ------------------------------
+
+
+def _numpy(values) -> np.ndarray:
+    """Tensors (any device) and array-likes as NumPy arrays, the form scikit-learn expects."""
+    if isinstance(values, torch.Tensor):
+        return values.detach().cpu().numpy()
+    return np.asarray(values)
+
+
+def confusion_matrix(
+    targets, preds, num_classes: int | None = None, normalize: str | None = None
+) -> np.ndarray:
+    """Counts (or fractions) of true class ``i`` predicted as class ``j``, at ``[i, j]``.
+
+    ``num_classes`` keeps a row and a column for classes that never occur, so the matrix always
+    lines up with the class names. ``normalize``: None (counts), ``"true"`` (rows sum to 1:
+    the diagonal is each class's recall), ``"pred"`` (columns sum to 1: the diagonal is each
+    class's precision) or ``"all"``, as in ``sklearn.metrics.confusion_matrix``.
+    """
+    from sklearn.metrics import confusion_matrix as sk_confusion_matrix
+
+    targets, preds = _numpy(targets), _numpy(preds)
+    n = num_classes or int(max(targets.max(initial=0), preds.max(initial=0))) + 1
+    return sk_confusion_matrix(targets, preds, labels=list(range(n)), normalize=normalize)
+
+
+def classification_report(predictions: Predictions, classes: Sequence[str], digits: int = 3) -> str:
+    """scikit-learn's per-class precision, recall, F1 and support, with the class names.
+
+    A class that is never predicted has no precision; it is reported as 0 rather than with a
+    warning (``zero_division=0``), which is the honest score for a class the model ignores.
+    """
+    from sklearn.metrics import classification_report as sk_report
+
+    return sk_report(
+        _numpy(predictions.targets),
+        _numpy(predictions.preds),
+        labels=list(range(len(classes))),
+        target_names=list(classes),
+        digits=digits,
+        zero_division=0,
+    )
+
+
+def roc_auc(scores, targets) -> float:
+    """Area under the ROC curve, via ``sklearn.metrics.roc_auc_score``.
+
+    Binary: ``scores`` is one score per sample (higher = more likely positive; probabilities,
+    logits or any monotone function of them give the same AUC) and ``targets`` are 0/1.
+    Multi-class: ``scores`` is ``(N, C)`` probabilities (rows summing to 1, e.g.
+    ``Predictions.probs``); the result is the macro average of the C one-vs-rest AUCs.
+    """
+    from sklearn.metrics import roc_auc_score
+
+    scores, targets = _numpy(scores), _numpy(targets)
+    if scores.ndim == 1:
+        return float(roc_auc_score(targets, scores))
+    labels = list(range(scores.shape[1]))
+    return float(roc_auc_score(targets, scores, multi_class="ovr", average="macro", labels=labels))
+
+
+# --- Calibration: do the probabilities mean what they say? -----------------------------------
+
+
+@dataclass
+class CalibrationBins:
+    """Predictions grouped by confidence into equal-width bins over [0, 1].
+
+    ``confidence[b]`` and ``accuracy[b]`` are the mean top probability and the fraction
+    correct of the ``count[b]`` predictions in bin ``b`` (NaN for an empty bin); ``edges``
+    has ``n_bins + 1`` entries. A calibrated model has ``accuracy == confidence`` in every bin.
+    """
+
+    confidence: np.ndarray
+    accuracy: np.ndarray
+    count: np.ndarray
+    edges: np.ndarray
+
+
+def calibration_bins(probs, targets, n_bins: int = 15) -> CalibrationBins:
+    """Bin the top-label confidence of ``(N, C)`` probabilities, as a reliability diagram does.
+
+    Bin ``b`` holds confidences in ``(edges[b], edges[b + 1]]`` (the first bin also holds 0),
+    the same rule as ``sklearn.calibration.calibration_curve(strategy="uniform")``, which only
+    handles one binary score, so the bins are computed here with NumPy.
+    """
+    probs, targets = _numpy(probs).astype(np.float64), _numpy(targets)
+    confidence = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == targets).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    bin_of = np.searchsorted(edges[1:-1], confidence)
+    count = np.bincount(bin_of, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):  # empty bins become NaN on purpose
+        mean_confidence = np.bincount(bin_of, weights=confidence, minlength=n_bins) / count
+        accuracy = np.bincount(bin_of, weights=correct, minlength=n_bins) / count
+    return CalibrationBins(mean_confidence, accuracy, count, edges)
+
+
+def expected_calibration_error(probs, targets, n_bins: int = 15) -> float:
+    """ECE: the gap ``|accuracy - confidence|`` of each bin, weighted by its share of samples.
+
+    0 means that, bin by bin, a model's confidence matches how often it is right. The value
+    depends on ``n_bins`` (15 is the usual choice since Guo et al., 2017) and is noisy on
+    small test sets, so compare ECEs computed with the same bins on the same data.
+    """
+    bins = calibration_bins(probs, targets, n_bins)
+    filled = bins.count > 0
+    gaps = np.abs(bins.accuracy[filled] - bins.confidence[filled])
+    return float(np.sum(bins.count[filled] * gaps) / bins.count.sum())
+
+
+def fit_temperature(logits: torch.Tensor, targets: torch.Tensor, max_iter: int = 100) -> float:
+    """The temperature ``T > 0`` that minimises the cross-entropy of ``softmax(logits / T)``.
+
+    Temperature scaling (Guo et al., 2017) divides every logit by one number: ``T > 1``
+    softens overconfident probabilities, ``T < 1`` sharpens underconfident ones, and the
+    predicted class never changes. Fit it on held-out data (a validation split), never on
+    the test set and never on the training set, where the model is more confident than
+    anywhere else. We optimise ``log T`` so that ``T`` stays positive, with L-BFGS.
+    """
+    logits = logits.detach().float().cpu()
+    targets = torch.as_tensor(targets).long().cpu()
+    log_t = torch.zeros(1, requires_grad=True)
+    optimizer = torch.optim.LBFGS([log_t], lr=0.5, max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(logits / log_t.exp(), targets)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return float(log_t.exp().item())

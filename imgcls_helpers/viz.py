@@ -1,4 +1,5 @@
-"""Figures the chapters draw again and again: image grids, learning curves, class scores.
+"""Figures the chapters draw again and again: image grids, learning curves, class scores,
+confusion matrices and reliability diagrams.
 
 Each function returns the matplotlib ``Figure`` so a notebook can show it, tweak it or save it.
 """
@@ -14,6 +15,7 @@ import torch
 from PIL import Image
 
 from .data import denormalize
+from .metrics import calibration_bins, expected_calibration_error
 
 
 def _as_display_array(image) -> np.ndarray:
@@ -109,28 +111,93 @@ def plot_probabilities(probs, classes: Sequence[str], *, k: int = 5, title: str 
     return fig
 
 
-def plot_confusion_matrix(targets, preds, classes: Sequence[str], *, title: str | None = None):
-    """Confusion matrix with rows normalised to 1 (the recall of each true class), drawn by
-    scikit-learn's ``ConfusionMatrixDisplay``. Rows are true classes, columns predictions."""
+def plot_confusion_matrix(
+    targets,
+    preds,
+    classes: Sequence[str],
+    *,
+    title: str | None = None,
+    normalize: str | None = "true",
+    ax=None,
+):
+    """Confusion matrix drawn by scikit-learn's ``ConfusionMatrixDisplay``. Rows are true
+    classes, columns predictions. By default rows are normalised to 1 (the recall of each
+    true class); ``normalize=None`` shows raw counts, ``"pred"`` normalises the columns
+    (the precision of each predicted class). Pass ``ax`` to draw into an existing panel."""
     from sklearn.metrics import ConfusionMatrixDisplay
 
-    size = max(4.0, 0.55 * len(classes) + 1.5)
-    fig, ax = plt.subplots(figsize=(size, size))
+    if ax is None:
+        size = max(4.0, 0.55 * len(classes) + 1.5)
+        _, ax = plt.subplots(figsize=(size, size))
     ConfusionMatrixDisplay.from_predictions(
         np.asarray(targets),
         np.asarray(preds),
         labels=list(range(len(classes))),
         display_labels=list(classes),
-        normalize="true",
-        values_format=".2f",
+        normalize=normalize,
+        values_format="d" if normalize is None else ".2f",
         cmap="Blues",
         colorbar=False,
         ax=ax,
         xticks_rotation=45,
     )
-    ax.set_title(title or "confusion matrix (each row sums to 1)")
-    fig.tight_layout()
-    return fig
+    default = {
+        None: "confusion matrix (counts)",
+        "true": "confusion matrix (each row sums to 1)",
+        "pred": "confusion matrix (each column sums to 1)",
+        "all": "confusion matrix (all cells sum to 1)",
+    }[normalize]
+    ax.set_title(title or default)
+    ax.figure.tight_layout()
+    return ax.figure
+
+
+def plot_reliability_diagram(
+    probs, targets, *, n_bins: int = 15, title: str | None = None, ax=None
+):
+    """Reliability diagram: for each confidence bin, the fraction of predictions that were
+    right (bars) against the diagonal a calibrated model would follow. Red hatched boxes show
+    the gap between each bin's accuracy and its mean confidence (above a bar: overconfident;
+    inside it: underconfident); the legend gives the expected calibration error (ECE).
+    ``probs`` are ``(N, C)`` class probabilities. Pass ``ax`` to draw into an existing panel."""
+    bins = calibration_bins(probs, targets, n_bins)
+    ece = expected_calibration_error(probs, targets, n_bins)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 4.5))
+    filled = bins.count > 0  # empty bins are left blank
+    left, width = bins.edges[:-1][filled], np.diff(bins.edges)[filled]
+    accuracy, confidence = bins.accuracy[filled], bins.confidence[filled]
+    ax.bar(
+        left,
+        accuracy,
+        width,
+        align="edge",
+        color="tab:blue",
+        edgecolor="black",
+        lw=0.5,
+        label="accuracy in bin",
+    )
+    ax.bar(
+        left,
+        confidence - accuracy,  # positive: more confident than accurate
+        width,
+        bottom=accuracy,
+        align="edge",
+        facecolor="none",  # hatched, so the gap shows over the bar and over white alike
+        edgecolor="tab:red",
+        hatch="///",
+        lw=0.5,
+        label=f"gap (ECE = {ece:.3f})",
+    )
+    ax.plot([0, 1], [0, 1], "k--", linewidth=1, label="perfectly calibrated")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("confidence (top probability)")
+    ax.set_ylabel("accuracy")
+    ax.legend(loc="best", fontsize=8)
+    ax.set_title(title or "reliability diagram")
+    ax.figure.tight_layout()
+    return ax.figure
 
 
 def show_feature_maps(maps: torch.Tensor, *, ncols: int = 8, title: str | None = None):

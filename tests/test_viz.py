@@ -201,3 +201,66 @@ def test_show_feature_maps_draws_one_panel_per_channel_scaled_on_its_own():
     shown = [ax.images[0].get_array() for ax in fig.axes if ax.images]
     assert len(shown) == 3
     assert float(np.max(shown[1])) == 1.0 and float(np.min(shown[1])) == 0.0
+
+
+def test_plot_confusion_matrix_counts_and_column_normalised_into_given_axes():
+    from sklearn.metrics import confusion_matrix
+
+    from imgcls_helpers.viz import plot_confusion_matrix
+
+    targets = [0, 0, 0, 0, 1, 1, 2, 3, 3]
+    preds = [0, 0, 0, 1, 1, 1, 0, 3, 2]
+    fig, (left, right) = plt.subplots(1, 2)
+    assert plot_confusion_matrix(targets, preds, CLASSES, normalize=None, ax=left) is fig
+    counts = np.array([int(t.get_text()) for t in left.texts]).reshape(4, 4)
+    np.testing.assert_array_equal(counts, confusion_matrix(targets, preds))
+    assert left.get_title() == "confusion matrix (counts)"
+    plot_confusion_matrix(targets, preds, CLASSES, normalize="pred", ax=right, title="cols")
+    grid = np.array([float(t.get_text()) for t in right.texts]).reshape(4, 4)
+    np.testing.assert_allclose(grid.sum(axis=0), [1, 1, 1, 1], atol=0.011)  # 2-decimal text
+    np.testing.assert_allclose(grid[:, 0], [0.75, 0, 0.25, 0])
+    assert right.get_title() == "cols"
+    assert len(fig.axes) == 2  # nothing else was drawn
+
+
+def test_plot_confusion_matrix_default_title_is_unchanged():
+    from imgcls_helpers.viz import plot_confusion_matrix
+
+    fig = plot_confusion_matrix([0, 1, 2, 3], [0, 1, 2, 2], CLASSES)
+    assert fig.axes[0].get_title() == "confusion matrix (each row sums to 1)"
+
+
+def test_plot_reliability_diagram_bars_are_bin_accuracies_and_gaps():
+    from imgcls_helpers.metrics import calibration_bins, expected_calibration_error
+    from imgcls_helpers.viz import plot_reliability_diagram
+
+    g = torch.Generator().manual_seed(0)
+    logits = 3 * torch.randn(300, 4, generator=g)
+    targets = torch.randint(0, 4, (300,), generator=g)
+    probs = logits.softmax(dim=1)
+    fig = plot_reliability_diagram(probs, targets, n_bins=10, title="before")
+    ax = fig.axes[0]
+    bins = calibration_bins(probs, targets, n_bins=10)
+    filled = bins.count > 0
+    bars = [p for p in ax.patches if p.get_facecolor()[:3] == matplotlib.colors.to_rgb("tab:blue")]
+    gaps = [p for p in ax.patches if p not in bars]
+    assert len(bars) == len(gaps) == filled.sum()
+    np.testing.assert_allclose([b.get_height() for b in bars], bins.accuracy[filled])
+    np.testing.assert_allclose([b.get_x() for b in bars], bins.edges[:-1][filled])
+    tops = [gap.get_y() + gap.get_height() for gap in gaps]  # each gap box ends at confidence
+    np.testing.assert_allclose(tops, bins.confidence[filled])
+    ece = expected_calibration_error(probs, targets, n_bins=10)
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert f"gap (ECE = {ece:.3f})" in legend
+    diagonal = [line for line in ax.get_lines() if line.get_label() == "perfectly calibrated"]
+    assert list(diagonal[0].get_xdata()) == [0, 1] == list(diagonal[0].get_ydata())
+    assert ax.get_title() == "before" and ax.get_xlim() == (0, 1)
+
+
+def test_plot_reliability_diagram_draws_into_given_axes():
+    from imgcls_helpers.viz import plot_reliability_diagram
+
+    fig, axes = plt.subplots(1, 2)
+    probs = torch.tensor([[0.9, 0.1], [0.7, 0.3]])
+    assert plot_reliability_diagram(probs, torch.tensor([0, 1]), ax=axes[1]) is fig
+    assert not axes[0].patches and len(axes[1].patches) == 4  # two bins, bar + gap each
