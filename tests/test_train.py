@@ -72,7 +72,8 @@ def test_small_cnn_learns_shapes_and_beats_a_linear_model():
     print(f"small CNN: {cnn_acc:.1%} in {seconds:.1f} s; linear on pixels: {linear_acc:.1%}")
     assert cnn_acc >= 0.60, f"CNN reached only {cnn_acc:.1%} (chance is 12.5%)"
     assert cnn_acc - linear_acc >= 0.30
-    assert seconds < 60
+    # A budget, not a benchmark: generous enough for a busy 2-core machine (quiet: 16-26 s).
+    assert seconds < 120
     assert history.train_loss[-1] < history.train_loss[0]
 
 
