@@ -1,10 +1,10 @@
 """Helpers for the book "Image classification with PyTorch, from pixels to CLIP".
 
 One module a concern: ``config`` (profile, device, seeding, banner), ``data`` (datasets,
-transforms, loaders), ``models`` (with the ResNet pieces of ``resnet``), ``train`` (``fit``),
-``recipes`` (full training recipes), ``metrics``, ``features`` (HOG), ``tour`` (measured
-architecture facts), ``viz``, ``checks`` (exercise auto-checks). Chapters import the
-modules they need, e.g. ``from imgcls_helpers import config, data``.
+transforms, loaders), ``models`` (with ``resnet`` blocks and ``transfer`` backbones),
+``train`` (``fit``), ``recipes`` (full training recipes), ``metrics``, ``features`` (HOG),
+``tour`` (measured architecture facts), ``viz``, ``checks`` (exercise auto-checks).
+Chapters import the modules they need, e.g. ``from imgcls_helpers import config, data``.
 """
 
 __version__ = "0.1.0"
