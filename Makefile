@@ -10,7 +10,7 @@ export IMGCLS_PROFILE ?= smoke
 # Progress bars are for people watching; in tests and the built book they are noise.
 export TQDM_DISABLE ?= 1
 
-.PHONY: test book lint unit notebooks sync-url clean
+.PHONY: test book lint unit notebooks sync-url handouts clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -50,6 +50,10 @@ notebooks: $(STAMP)
 ## make sync-url: copy the repository URL from book/_config.yml into the Colab install cells
 sync-url: $(STAMP)
 	$(BIN)/python book/sync_repository_url.py
+
+## make handouts: every chapter without its solutions, in handouts/labNN.ipynb
+handouts: $(STAMP)
+	$(BIN)/python book/make_handouts.py
 
 clean:
 	rm -rf book/_build .pytest_cache
