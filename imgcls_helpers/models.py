@@ -7,7 +7,8 @@ ResNet block, patch embedding) write it out in the notebook first; the ResNet pi
 layer outputs. :func:`pretrained_or_random` loads torchvision weights when it can and says
 loudly when it cannot, so an offline run never passes random predictions off as real ones.
 The transfer-learning tools of :mod:`imgcls_helpers.transfer` (``backbone`` with a new head,
-``freeze``/``unfreeze`` by layer group, ``discriminative_param_groups``) are re-exported here.
+``freeze``/``unfreeze`` by layer group, ``discriminative_param_groups``) are re-exported here,
+and so is chapter 8's small Vision Transformer, :class:`~imgcls_helpers.vit.SmallViT`.
 """
 
 from __future__ import annotations
@@ -165,3 +166,6 @@ from .transfer import (  # noqa: E402, F401
     trainable_groups,
     unfreeze,
 )
+
+# The Vision Transformer (chapter 8): the model lives in vit.py with its attention tools.
+from .vit import SmallViT  # noqa: E402, F401

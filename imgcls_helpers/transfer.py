@@ -30,6 +30,7 @@ import torchvision
 from torch import nn
 
 from .resnet import ResNet
+from .vit import SmallViT
 
 if TYPE_CHECKING:
     from .models import LoadedModel
@@ -85,8 +86,13 @@ def layer_groups(model: nn.Module) -> list[tuple[str, nn.Module]]:
     torchvision ResNet: ``stem`` (conv1 + bn1), ``layer1`` ... ``layer4``, ``fc``. Models
     with ``.features`` and ``.classifier`` (EfficientNet, MobileNet, ConvNeXt, VGG):
     ``features.0``, ``features.1``, ..., ``classifier``. This book's ResNet: ``stem``, one
-    group per block of ``.stages`` (``stages.0``, ...), ``head``. Any other model: its direct
-    children that hold parameters. Raises ``ValueError`` if the groups miss a parameter.
+    group per block of ``.stages`` (``stages.0``, ...), ``head``. torchvision's vision
+    transformers: ``embed`` (``conv_proj``, ``class_token`` and ``encoder.pos_embedding``,
+    which belong to no single child), one group per encoder block
+    (``encoder.layers.encoder_layer_0``, ...), the final norm ``encoder.ln``, ``heads``. This
+    book's :class:`~imgcls_helpers.vit.SmallViT`: ``embed``, ``blocks.0``, ..., ``norm``,
+    ``head``. Any other model: its direct children that hold parameters. Raises
+    ``ValueError`` if the groups miss a parameter.
     """
     if isinstance(model, torchvision.models.ResNet):
         groups = [("stem", nn.ModuleList([model.conv1, model.bn1]))]
@@ -96,6 +102,18 @@ def layer_groups(model: nn.Module) -> list[tuple[str, nn.Module]]:
         groups = [("stem", model.stem)]
         groups += [(f"stages.{i}", block) for i, block in enumerate(model.stages)]
         groups.append(("head", model.head))
+    elif isinstance(model, torchvision.models.VisionTransformer):
+        embed = nn.Module()  # a container, so the loose parameters form one group
+        embed.conv_proj = model.conv_proj
+        embed.class_token = model.class_token
+        embed.pos_embedding = model.encoder.pos_embedding
+        groups = [("embed", embed)]
+        groups += [(f"encoder.layers.{n}", m) for n, m in model.encoder.layers.named_children()]
+        groups += [("encoder.ln", model.encoder.ln), ("heads", model.heads)]
+    elif isinstance(model, SmallViT):
+        groups = [("embed", model.embed)]
+        groups += [(f"blocks.{i}", block) for i, block in enumerate(model.blocks)]
+        groups += [("norm", model.norm), ("head", model.head)]
     elif isinstance(getattr(model, "features", None), nn.Sequential) and hasattr(
         model, "classifier"
     ):

@@ -33,6 +33,22 @@ def _as_display_array(image) -> np.ndarray:
     return np.clip(image, 0, 1)  # clipping is for display only, never for the model's input
 
 
+def _image_grid(images, mean, std, ncols: int, size: float):
+    """A figure with one axis (no ticks) per image; undoes normalisation if ``mean`` given.
+    Returns ``(figure, flat list of axes, list of images)``."""
+    if isinstance(images, torch.Tensor) and mean is not None:
+        images = denormalize(images.float(), mean, std)
+    images = list(images)
+    nrows = math.ceil(len(images) / ncols)
+    ncols = min(ncols, len(images))
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(size * ncols, size * nrows + 0.3), squeeze=False
+    )
+    for ax in axes.flat:
+        ax.axis("off")
+    return fig, list(axes.flat), images
+
+
 def show_images(
     images,
     labels: Sequence | None = None,
@@ -49,17 +65,8 @@ def show_images(
     ``images``: a batch tensor (N,C,H,W), a list of PIL images / arrays / tensors. Pass the
     ``mean`` and ``std`` that normalised a tensor batch to see the original colours.
     """
-    if isinstance(images, torch.Tensor) and mean is not None:
-        images = denormalize(images.float(), mean, std)
-    images = list(images)
-    nrows = math.ceil(len(images) / ncols)
-    ncols = min(ncols, len(images))
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(size * ncols, size * nrows + 0.3), squeeze=False
-    )
-    for ax in axes.flat:
-        ax.axis("off")
-    for i, (ax, image) in enumerate(zip(axes.flat, images, strict=False)):
+    fig, axes, images = _image_grid(images, mean, std, ncols, size)
+    for i, (ax, image) in enumerate(zip(axes, images, strict=False)):
         ax.imshow(_as_display_array(image), cmap="gray")
         if labels is not None:
             label = labels[i]
@@ -208,3 +215,41 @@ def show_feature_maps(maps: torch.Tensor, *, ncols: int = 8, title: str | None =
     high = maps.amax(dim=(1, 2), keepdim=True)
     scaled = (maps - low) / (high - low).clamp_min(1e-8)
     return show_images(list(scaled.numpy()), list(range(len(maps))), ncols=ncols, title=title)
+
+
+def show_attention(
+    images,
+    heatmaps,
+    titles: Sequence[str] | None = None,
+    *,
+    mean=None,
+    std=None,
+    ncols: int = 8,
+    alpha: float = 0.5,
+    title: str | None = None,
+    size: float = 1.6,
+):
+    """Each image with a heatmap (e.g. a ViT's attention rollout over its patches) on top.
+
+    ``heatmaps`` is ``(N, h, w)`` at any resolution, such as one value per patch; it is
+    stretched over the whole image and smoothed by ``imshow``, so a coarse grid of patches
+    still lines up with the pixels underneath. Bright (yellow) = much attention. The image
+    is drawn in grey, so that every colour on the figure comes from the heatmap. ``images``
+    as in :func:`show_images`; pass ``mean``/``std`` to undo normalisation.
+    """
+    heatmaps = [np.asarray(torch.as_tensor(h).detach().float().cpu()) for h in heatmaps]
+    if len(heatmaps) != len(images):
+        raise ValueError(f"{len(images)} images but {len(heatmaps)} heatmaps")
+    fig, axes, images = _image_grid(images, mean, std, ncols, size)
+    for i, (ax, image, heat) in enumerate(zip(axes, images, heatmaps, strict=False)):
+        pixels = _as_display_array(image)
+        height, width = pixels.shape[:2]
+        ax.imshow(pixels.mean(-1) if pixels.ndim == 3 else pixels, cmap="gray")  # colour = heatmap
+        extent = (-0.5, width - 0.5, height - 0.5, -0.5)  # the heatmap covers the image
+        ax.imshow(heat, cmap="inferno", alpha=alpha, extent=extent, interpolation="bilinear")
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -213,3 +213,35 @@ def test_models_reexports_the_transfer_tools():
     assert models.backbone is transfer.backbone
     assert models.freeze is transfer.freeze
     assert models.discriminative_param_groups is transfer.discriminative_param_groups
+
+
+def test_layer_groups_of_torchvision_vit_cover_the_loose_embedding_parameters():
+    model = on_meta("vit_b_16")
+    groups = layer_groups(model)
+    names = [n for n, _ in groups]
+    blocks = [f"encoder.layers.encoder_layer_{i}" for i in range(12)]
+    assert names == ["embed", *blocks, "encoder.ln", "heads"]
+    embed = dict(groups)["embed"]
+    assert {id(p) for p in embed.parameters()} == {
+        id(model.class_token), id(model.encoder.pos_embedding),
+        id(model.conv_proj.weight), id(model.conv_proj.bias),
+    }  # fmt: skip
+    assert_partition(model, groups)
+
+
+def test_freezing_a_vit_then_unfreezing_the_head_trains_only_the_head():
+    model = models.SmallViT(3, image_size=8, patch_size=4, dim=8, depth=2, heads=2)
+    groups = [n for n, _ in layer_groups(model)]
+    assert groups == ["embed", "blocks.0", "blocks.1", "norm", "head"]
+    unfreeze(freeze(model), last=1)
+    assert trainable_groups(model) == ["head"]
+    assert not model.embed.class_token.requires_grad
+    tv = torchvision.models.VisionTransformer(
+        image_size=32, patch_size=16, num_layers=2, num_heads=2, hidden_dim=8, mlp_dim=16
+    )
+    unfreeze(freeze(tv), last=2)
+    assert trainable_groups(tv) == ["encoder.ln", "heads"]
+    assert not tv.class_token.requires_grad and not tv.encoder.pos_embedding.requires_grad
+    assert n_trainable(tv) == sum(
+        p.numel() for p in [*tv.encoder.ln.parameters(), *tv.heads.parameters()]
+    )

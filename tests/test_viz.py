@@ -264,3 +264,20 @@ def test_plot_reliability_diagram_draws_into_given_axes():
     probs = torch.tensor([[0.9, 0.1], [0.7, 0.3]])
     assert plot_reliability_diagram(probs, torch.tensor([0, 1]), ax=axes[1]) is fig
     assert not axes[0].patches and len(axes[1].patches) == 4  # two bins, bar + gap each
+
+
+def test_show_attention_overlays_a_stretched_heatmap_on_each_image():
+    from imgcls_helpers.viz import show_attention
+
+    images = torch.rand(3, 3, 32, 32)
+    heat = torch.rand(3, 8, 8)
+    fig = show_attention(images, heat, ["a", "b", "c"], ncols=2, title="rollout")
+    axes = image_axes(fig)
+    assert len(axes) == 3 and all(len(ax.images) == 2 for ax in axes)
+    assert [ax.get_title() for ax in axes] == ["a", "b", "c"]
+    top = axes[1].images[1]
+    np.testing.assert_allclose(np.asarray(top.get_array()), heat[1].numpy(), rtol=1e-6)
+    assert top.get_extent() == [-0.5, 31.5, 31.5, -0.5]  # covers the 32x32 image
+    assert suptitle(fig) == "rollout"
+    with pytest.raises(ValueError, match="heatmaps"):
+        show_attention(images, heat[:2])
