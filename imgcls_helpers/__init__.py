@@ -5,7 +5,8 @@ transforms, loaders), ``models`` (with ``resnet`` blocks and ``transfer`` backbo
 ``train`` (``fit``), ``recipes`` (full training recipes), ``metrics``, ``features`` (HOG),
 ``tour`` (measured architecture facts), ``vit`` (a small Vision Transformer, attention
 rollout), ``zeroshot`` (CLIP prompts and zero-shot classification), ``contrastive`` (a tiny
-CLIP trained offline), ``viz``, ``checks`` (exercise auto-checks).
+CLIP trained offline), ``compare`` (timing and the comparison table), ``viz``, ``checks``
+(exercise auto-checks).
 Chapters import the modules they need, e.g. ``from imgcls_helpers import config, data``.
 """
 
