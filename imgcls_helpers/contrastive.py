@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .resnet import conv_bn_relu
+
 PAD, UNKNOWN = 0, 1  # token ids reserved for padding and for words not in the vocabulary
 
 
@@ -52,17 +54,14 @@ class TinyCLIP(nn.Module):
     def __init__(self, vocab_size: int, dim: int = 64, width: int = 32):
         super().__init__()
 
-        def block(cin: int, cout: int) -> list[nn.Module]:
-            return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
-
         self.image_encoder = nn.Sequential(
-            *block(3, width),
+            *conv_bn_relu(3, width),
             nn.MaxPool2d(2),
-            *block(width, 2 * width),
+            *conv_bn_relu(width, 2 * width),
             nn.MaxPool2d(2),
-            *block(2 * width, 4 * width),
+            *conv_bn_relu(2 * width, 4 * width),
             nn.MaxPool2d(2),
-            *block(4 * width, 4 * width),
+            *conv_bn_relu(4 * width, 4 * width),
             nn.AdaptiveAvgPool2d(1),
             nn.Flatten(),
             nn.Linear(4 * width, dim),

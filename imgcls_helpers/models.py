@@ -25,6 +25,7 @@ from .resnet import (  # noqa: F401  (public API: chapters use models.BasicBlock
     BasicBlock,
     Bottleneck,
     ResNet,
+    conv_bn_relu,
     deep_net,
     resnet18_cifar,
     small_resnet,
@@ -37,15 +38,12 @@ class SmallCNN(nn.Module):
     def __init__(self, num_classes: int, in_channels: int = 3, width: int = 32):
         super().__init__()
 
-        def conv(cin: int, cout: int) -> list[nn.Module]:
-            return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
-
         self.features = nn.Sequential(
-            *conv(in_channels, width),
-            *conv(width, width),
+            *conv_bn_relu(in_channels, width),
+            *conv_bn_relu(width, width),
             nn.MaxPool2d(2),
-            *conv(width, 2 * width),
-            *conv(2 * width, 2 * width),
+            *conv_bn_relu(width, 2 * width),
+            *conv_bn_relu(2 * width, 2 * width),
             nn.MaxPool2d(2),
         )
         self.head = nn.Sequential(
