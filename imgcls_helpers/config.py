@@ -13,6 +13,9 @@ import platform
 import random
 import sys
 import textwrap
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from html import escape
 from pathlib import Path
 from typing import TypeVar
 
@@ -86,18 +89,96 @@ def seed_everything(seed: int = 0) -> None:
     torch.cuda.manual_seed_all(seed)
 
 
+NOTICE_WIDTH = 78
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A message that must not be missed, in both forms a notebook output keeps.
+
+    Jupyter stores every form of a displayed object. The book (myst-nb) embeds the
+    ``text/html`` form as raw HTML, so the notice becomes the theme's warning admonition;
+    a terminal or a plain-text viewer shows the ``text/plain`` form. Both carry the whole
+    message word for word, because executed notebooks are searched for words such as
+    "RANDOM WEIGHTS" or "OFFLINE STAND-IN".
+    """
+
+    message: str
+
+    @property
+    def title(self) -> str:
+        """The upper-case label before the first colon ("RANDOM WEIGHTS"), else "Warning"."""
+        label, colon, _ = self.message.partition(":")
+        return label.strip() if colon and label.isupper() else "Warning"
+
+    def plain(self) -> str:
+        """The message between two rules of '!', wrapped to 78 columns.
+
+        There is no right-hand border: padding lines out to one misaligned the box wherever
+        the font or the wrapping differed. Hyphenated and long words (paths) are never split,
+        so each word of the message can still be found by a search.
+        """
+        lines = textwrap.wrap(
+            self.message, NOTICE_WIDTH, break_on_hyphens=False, break_long_words=False
+        )
+        rule = "!" * NOTICE_WIDTH
+        return "\n".join([rule, *lines, rule])
+
+    def html(self) -> str:
+        """A warning admonition with the same markup Sphinx writes, so the theme styles it.
+
+        The two inline styles repeat the theme's own values, with fallbacks, so that the notice
+        still stands out where no theme is loaded (Jupyter, Colab, VS Code). Quotes are
+        left as they are (element text needs no escaped quotes), so the message stays
+        searchable in the HTML too; only ``&``, ``<`` and ``>`` are escaped.
+        """
+        border = "border-left: 0.2rem solid var(--pst-color-warning, #f0ad4e)"
+        weight = "font-weight: var(--pst-admonition-font-weight-heading, bold)"
+        return (
+            f'<div class="admonition warning imgcls-notice" style="{border}">\n'
+            f'<p class="admonition-title" style="{weight}">{escape(self.title, quote=False)}</p>\n'
+            f"<p>{escape(self.message, quote=False)}</p>\n"
+            "</div>"
+        )
+
+    def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict[str, str]:
+        """What IPython's ``display`` stores: the HTML for the book, the text for the rest."""
+        return {"text/plain": self.plain(), "text/html": self.html()}
+
+
+def _in_notebook_kernel() -> bool:
+    """True inside a Jupyter kernel (the book build, nbmake, Colab), where HTML is shown.
+
+    A kernel imports IPython before any cell runs, so without IPython in ``sys.modules``
+    this is a plain interpreter, and IPython (perhaps not even installed) is never imported.
+    Terminal IPython has a shell but no kernel, and so gets plain text.
+    """
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    return getattr(shell, "kernel", None) is not None
+
+
 def announce(message: str) -> None:
-    """Print a message that must not be missed, such as a fallback to offline data or weights."""
-    width = 78
-    lines = textwrap.wrap(message, width - 4)
-    print("!" * width)
-    for line in lines:
-        print(f"! {line:<{width - 4}} !")
-    print("!" * width, flush=True)
+    """Show a message that must not be missed, such as a fallback to offline data or weights.
+
+    In a notebook kernel it is displayed as a :class:`Notice` (a warning box on the book's
+    pages); anywhere else its plain text is printed, with nothing HTML in it.
+    """
+    notice = Notice(message)
+    if _in_notebook_kernel():
+        from IPython.display import display
+
+        display(notice)
+    else:
+        print(notice.plain(), flush=True)
 
 
 def describe_run(dataset: str | None = None, weights: str | None = None) -> str:
-    """Print and return the banner every chapter shows first: profile, device, data, versions."""
+    """Print and return the banner every chapter shows first: profile, device, date, data, versions.
+
+    The date (UTC, when the chapter ran) tells a reader of a published page how old its
+    numbers are.
+    """
     import torchvision
 
     profile, device = get_profile(), get_device()
@@ -107,6 +188,7 @@ def describe_run(dataset: str | None = None, weights: str | None = None) -> str:
             "device",
             str(device) + (f" ({torch.cuda.get_device_name()})" if device.type == "cuda" else ""),
         ),
+        ("date", datetime.now(timezone.utc).date().isoformat()),
         ("offline", "yes: nothing will be downloaded" if is_offline() else "no: downloads allowed"),
     ]
     if dataset:

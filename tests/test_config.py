@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import sys
 import types
+from datetime import datetime, timezone
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
@@ -183,12 +186,132 @@ def test_describe_run_without_dataset_and_with_colab_note(capsys, no_profile, mo
     assert "Colab" in banner and "GPU" in banner
 
 
-def test_announce_frames_the_whole_message(capsys):
-    message = "OFFLINE STAND-IN: " + " ".join(f"word{i}" for i in range(40))
-    config.announce(message)
-    lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == lines[-1] == "!" * 78
-    assert len(lines) > 3  # the message is long enough to wrap
-    body = lines[1:-1]
-    assert all(len(line) == 78 and line[:2] == "! " and line[-2:] == " !" for line in body)
-    assert " ".join(line[2:-2].strip() for line in body) == message
+def test_describe_run_shows_the_utc_date_of_the_run(capsys):
+    before = datetime.now(timezone.utc).date().isoformat()
+    banner = config.describe_run()
+    after = datetime.now(timezone.utc).date().isoformat()
+    capsys.readouterr()
+    dates = [line.split(":", 1)[1].strip() for line in banner.splitlines() if "date:" in line]
+    assert len(dates) == 1 and dates[0] in {before, after}
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", dates[0])
+
+
+# --------------------------------------------------------------------------- announce
+
+# A message with what could go wrong: a hyphenated word, a long path, characters HTML
+# must escape and quotes it need not.
+MESSAGE = (
+    "OFFLINE STAND-IN: 'cifar10' is not available (/a/very/long/path/"
+    + "x" * 80
+    + "). "
+    + " ".join(f"word{i}" for i in range(30))
+    + " so accuracy < 0.2 & chance > 0.1 is NOT A RESULT."
+)
+SEARCHED_WORDS = ["OFFLINE STAND-IN", "'cifar10' is not available", "NOT A RESULT"]
+
+
+def fake_ipython(monkeypatch, shell) -> list:
+    """Make ``IPython.get_ipython()`` return ``shell``; returns the list ``display`` fills."""
+    shown: list = []
+    ipython = types.ModuleType("IPython")
+    ipython.get_ipython = lambda: shell
+    display_module = types.ModuleType("IPython.display")
+    display_module.display = shown.append
+    monkeypatch.setitem(sys.modules, "IPython", ipython)
+    monkeypatch.setitem(sys.modules, "IPython.display", display_module)
+    return shown
+
+
+def rule_and_body(out: str) -> tuple[list[str], list[str]]:
+    """The lines that are rules of '!' and the lines between them."""
+    lines = out.splitlines()
+    return [lines[0], lines[-1]], lines[1:-1]
+
+
+def test_announce_in_a_terminal_prints_the_whole_message_as_plain_text(capsys, monkeypatch):
+    monkeypatch.delitem(sys.modules, "IPython", raising=False)
+    config.announce(MESSAGE)
+    out = capsys.readouterr().out
+    rules, body = rule_and_body(out)
+    assert rules == ["!" * 78] * 2
+    assert len(body) > 2  # the message is long enough to wrap
+    assert " ".join(body) == MESSAGE  # no word split, none lost, nothing escaped
+    assert all(len(line) <= 78 for line in body if "/" not in line)
+    assert body[0].startswith("OFFLINE STAND-IN:")
+    assert "<div" not in out and "&lt;" not in out and "admonition" not in out
+    assert "IPython" not in sys.modules  # a plain interpreter never imports IPython
+
+
+@pytest.mark.parametrize("shift", range(0, 78, 3))
+def test_plain_notice_never_splits_a_word_wherever_it_falls(shift):
+    message = "NOT RUN: " + "a" * shift + " the OFFLINE STAND-IN and RANDOM WEIGHTS re-run"
+    body = config.Notice(message).plain().splitlines()[1:-1]
+    assert " ".join(body) == message
+
+
+def test_announce_in_terminal_ipython_prints_plain_text(capsys, monkeypatch):
+    shown = fake_ipython(monkeypatch, types.SimpleNamespace())  # a shell without a kernel
+    config.announce(MESSAGE)
+    assert shown == []
+    assert " ".join(rule_and_body(capsys.readouterr().out)[1]) == MESSAGE
+
+
+def test_announce_in_a_kernel_displays_the_notice_and_prints_nothing(capsys, monkeypatch):
+    shown = fake_ipython(monkeypatch, types.SimpleNamespace(kernel=object()))
+    config.announce(MESSAGE)
+    assert shown == [config.Notice(MESSAGE)]
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize(
+    ("message", "title"),
+    [
+        ("RANDOM WEIGHTS: the model is random", "RANDOM WEIGHTS"),
+        ("NOT RUN: skipped", "NOT RUN"),
+        ("OFFLINE STAND-IN BACKBONE: a small one", "OFFLINE STAND-IN BACKBONE"),
+        ("CHANCE: 10%: about 0.1", "CHANCE"),
+        ("no label here", "Warning"),
+        ("Note: not an upper-case label", "Warning"),
+    ],
+)
+def test_notice_title_is_the_upper_case_label(message, title):
+    assert config.Notice(message).title == title
+
+
+def test_notice_html_is_a_warning_admonition_with_title_and_escaped_message():
+    html = config.Notice(MESSAGE).html()
+    root = ElementTree.fromstring(html)  # well formed: every special character escaped
+    assert root.tag == "div"
+    assert {"admonition", "warning"} <= set(root.get("class").split())
+    title, body = list(root)
+    assert (title.tag, title.get("class"), title.text) == (
+        "p",
+        "admonition-title",
+        "OFFLINE STAND-IN",
+    )
+    assert (body.tag, body.text) == ("p", MESSAGE)
+    assert "&lt; 0.2 &amp; chance &gt; 0.1" in html
+    for words in SEARCHED_WORDS:  # searched for in the HTML of executed notebooks
+        assert words in html
+
+
+def test_notice_mimebundle_carries_the_whole_message_in_both_forms():
+    notice = config.Notice(MESSAGE)
+    bundle = notice._repr_mimebundle_()
+    assert bundle == {"text/plain": notice.plain(), "text/html": notice.html()}
+    for words in SEARCHED_WORDS:
+        assert words in bundle["text/plain"] and words in bundle["text/html"]
+
+
+@pytest.mark.slow
+def test_announce_in_a_real_kernel_outputs_html_and_plain_text():
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    code = f"from imgcls_helpers import config\nconfig.announce({MESSAGE!r})"
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    nbclient.NotebookClient(notebook, timeout=60, kernel_name="python3").execute()
+    outputs = notebook.cells[0].outputs
+    assert [output.output_type for output in outputs] == ["display_data"]
+    assert outputs[0].data["text/html"] == config.Notice(MESSAGE).html()
+    assert outputs[0].data["text/plain"] == config.Notice(MESSAGE).plain()

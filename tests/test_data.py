@@ -149,8 +149,15 @@ def squeeze(text: str) -> str:
 
 
 def banner(out: str) -> str:
-    """The message inside announce's frame of '!' (frame removed, lines joined)."""
-    return squeeze("".join(line[2:-2] for line in out.splitlines() if line.startswith("! ")))
+    """The message between announce's two rules of '!' (rules removed, lines joined)."""
+    inside, lines = False, []
+    for line in out.splitlines():
+        if line == "!" * 78:
+            inside = not inside
+        elif inside:
+            lines.append(line)
+    assert not inside, "announce's second rule of '!' is missing"
+    return squeeze("".join(lines))
 
 
 @pytest.fixture

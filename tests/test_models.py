@@ -68,9 +68,15 @@ def cache_path(torch_home: Path, weights) -> Path:
 
 
 def frame_text(out: str) -> str:
-    """The text inside announce's frame, whitespace removed (the banner wraps lines)."""
-    inner = "".join(line[2:-2] for line in out.splitlines() if line.startswith("! "))
-    return "".join(inner.split())
+    """The text between announce's two rules of '!', whitespace removed (it wraps lines)."""
+    inside, lines = False, []
+    for line in out.splitlines():
+        if line == "!" * 78:
+            inside = not inside
+        elif inside:
+            lines.append(line)
+    assert not inside, "announce's second rule of '!' is missing"
+    return "".join("".join(lines).split())
 
 
 def test_resnet18_offline_without_cache_gives_loud_random_weights(capsys, torch_home):
