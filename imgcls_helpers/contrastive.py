@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .resnet import conv_bn_relu
+from .train import capped, capped_epochs, fast_dev_run
 
 PAD, UNKNOWN = 0, 1  # token ids reserved for padding and for words not in the vocabulary
 
@@ -115,16 +116,18 @@ def train_contrastive(
 
     ``images`` are normalised floats (N, 3, H, W) on the model's device. The logit scale is
     clamped to at most 100, as CLIP does, so the temperature cannot collapse to zero.
+    Honours ``IMGCLS_FAST_DEV_RUN`` (:func:`~imgcls_helpers.train.fast_dev_run`) like ``fit``.
     """
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    steps = epochs * math.ceil(len(images) / batch_size)
+    epochs, per_epoch = capped_epochs(epochs), math.ceil(len(images) / batch_size)
+    steps = epochs * min(per_epoch, fast_dev_run() or per_epoch)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
     generator = torch.Generator().manual_seed(seed)
     losses = []
     model.train()
     for _ in range(epochs):
         order = torch.randperm(len(images), generator=generator).to(images.device)
-        for batch in order.split(batch_size):
+        for batch in capped(order.split(batch_size)):
             if len(batch) < 2:  # one pair has no negatives to contrast with
                 continue
             loss = loss_fn(*model(images[batch], tokens[batch].to(images.device)))

@@ -11,9 +11,10 @@ never leaves a half-written file) that ``resume=True`` continues from, and a his
 from __future__ import annotations
 
 import copy
+import itertools
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,37 @@ from tqdm.auto import tqdm
 
 from .config import get_device
 from .metrics import predict
+
+
+def fast_dev_run() -> int | None:
+    """``IMGCLS_FAST_DEV_RUN=N``: every training loop runs one epoch of at most N batches.
+
+    The same switch as PyTorch Lightning's ``fast_dev_run``: it proves that a long recipe runs
+    end to end (data, model, loss, optimizer, scheduler, checkpoints, evaluation) in seconds
+    on a CPU, without changing the recipe. Unset (the default), nothing is capped. The
+    rehearsal of the ``cpu`` and ``full`` profiles (``make rehearse``) sets it.
+    """
+    value = os.environ.get("IMGCLS_FAST_DEV_RUN", "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"IMGCLS_FAST_DEV_RUN={value!r} must be a whole number of batches >= 1")
+    return int(value)
+
+
+def capped(batches: Iterable) -> Iterator:
+    """``batches`` as they are, or only the first ``fast_dev_run()`` of them when it is set.
+
+    Chapter loops that train by hand iterate over ``capped(loader)`` so that they honour the
+    switch like :func:`fit` does.
+    """
+    limit = fast_dev_run()
+    return iter(batches) if limit is None else itertools.islice(batches, limit)
+
+
+def capped_epochs(epochs: int) -> int:
+    """``epochs``, or 1 when :func:`fast_dev_run` is set."""
+    return epochs if fast_dev_run() is None else min(epochs, 1)
 
 
 class TrainingDiverged(RuntimeError):
@@ -158,14 +190,18 @@ def fit(
     weights are put back at the end. ``checkpoint_dir``: write ``last.pt`` every epoch and
     ``best.pt`` on improvement; ``resume=True`` continues from ``last.pt``.
     ``amp`` and ``channels_last`` default to on for CUDA, off elsewhere.
+    With ``IMGCLS_FAST_DEV_RUN=N`` set (:func:`fast_dev_run`), one epoch of at most N training
+    and N validation batches runs, and the schedule is sized for that.
     """
+    epochs, limit = capped_epochs(epochs), fast_dev_run()
+    steps_per_epoch = len(train_loader) if limit is None else min(len(train_loader), limit)
     device = torch.device(device) if device else get_device()
     amp = device.type == "cuda" if amp is None else amp
     channels_last = device.type == "cuda" if channels_last is None else channels_last
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     model.to(device, memory_format=memory_format)
     optimizer = _make_optimizer(model, optimizer, lr, weight_decay, momentum)
-    scheduler, step_per_batch = _make_scheduler(scheduler, optimizer, epochs, len(train_loader))
+    scheduler, step_per_batch = _make_scheduler(scheduler, optimizer, epochs, steps_per_epoch)
     plateau = isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
     if plateau and val_loader is None:
         raise ValueError("ReduceLROnPlateau watches the validation loss: pass val_loader=")
@@ -190,7 +226,13 @@ def fit(
     for epoch in epochs_bar:
         model.train()
         started, seen, loss_sum, correct = time.perf_counter(), 0, 0.0, 0.0
-        batches = tqdm(train_loader, desc=f"epoch {epoch}", leave=False, disable=hide_bars)
+        batches = tqdm(
+            capped(train_loader),
+            desc=f"epoch {epoch}",
+            total=steps_per_epoch,
+            leave=False,
+            disable=hide_bars,
+        )
         for step, (x, y) in enumerate(batches, start=1):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             if channels_last and x.ndim == 4:  # the layout tensor cores prefer
@@ -225,7 +267,7 @@ def fit(
         history.train_acc.append(correct / seen)
         history.lr.append(optimizer.param_groups[0]["lr"])
         if val_loader is not None:
-            val_loss, val_acc = evaluate(model, val_loader, loss_fn, device)
+            val_loss, val_acc = evaluate(model, capped(val_loader), loss_fn, device)
             history.val_loss.append(val_loss)
             history.val_acc.append(val_acc)
             if history.best_val_acc is None or val_acc > history.best_val_acc:

@@ -75,3 +75,14 @@ def test_tiny_clip_names_shapes_in_held_out_colours_above_chance():
     features = zeroshot.image_features(model, _pixels(test, new))
     accuracy = zeroshot.zero_shot_logits(features, weights).argmax(1).numpy() == test.labels[new]
     assert accuracy.mean() > 2 / len(synthetic.SHAPES)  # twice chance (1/8); runs give ~0.5
+
+
+def test_contrastive_training_honours_fast_dev_run(monkeypatch):
+    monkeypatch.setenv("IMGCLS_FAST_DEV_RUN", "2")
+    shapes = synthetic.make_shapes(64, seed=0)
+    tokenizer = contrastive.WordTokenizer(shapes.captions())
+    model = contrastive.TinyCLIP(len(tokenizer), dim=16, width=4)
+    images = torch.from_numpy(shapes.images).permute(0, 3, 1, 2).float() / 255
+    tokens = tokenizer(shapes.captions())
+    losses = contrastive.train_contrastive(model, images, tokens, epochs=5, batch_size=8)
+    assert len(losses) == 2  # one epoch of two batches instead of 5 x 8 steps

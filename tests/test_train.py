@@ -401,3 +401,59 @@ def test_an_optimizer_factory_is_called_with_the_trainable_parameters():
     assert {id(p) for p in made[0].param_groups[0]["params"]} == trainable
     sgd = partial(torch.optim.SGD, lr=0.1)
     assert train.fit(model, loader, epochs=1, optimizer=sgd, verbose=False).lr == [0.1]
+
+
+class CountingLoader:
+    """A loader of ``n`` random batches that counts how many were taken from it."""
+
+    def __init__(self, n: int, batch_size: int = 4):
+        self.n, self.batch_size, self.taken = n, batch_size, 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        for _ in range(self.n):
+            self.taken += 1
+            yield torch.randn(self.batch_size, 3, 8, 8), torch.randint(0, 8, (self.batch_size,))
+
+
+def test_fast_dev_run_trains_one_epoch_of_n_batches_with_a_schedule_sized_for_it(monkeypatch):
+    monkeypatch.setenv("IMGCLS_FAST_DEV_RUN", "3")
+    train_loader, val_loader = CountingLoader(10), CountingLoader(10)
+    history = train.fit(
+        tiny_model(), train_loader, val_loader, epochs=5, lr=0.1, scheduler="onecycle",
+        device="cpu", progress=False, verbose=False,
+    )  # fmt: skip
+    assert history.epoch == [1]
+    assert (train_loader.taken, val_loader.taken) == (3, 3)
+
+    # The schedule is sized for the 3 steps that run, not for 5 epochs of 10.
+    def lr_after(total_steps: int, steps: int = 3) -> float:
+        optimizer = torch.optim.AdamW([nn.Parameter(torch.zeros(1))], lr=0.1)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, 0.1, total_steps=total_steps)
+        for _ in range(steps):
+            optimizer.step()
+            schedule.step()
+        return optimizer.param_groups[0]["lr"]
+
+    assert history.lr[-1] == pytest.approx(lr_after(3))
+    assert history.lr[-1] != pytest.approx(lr_after(50))
+
+
+def test_without_fast_dev_run_nothing_is_capped(monkeypatch):
+    monkeypatch.delenv("IMGCLS_FAST_DEV_RUN", raising=False)
+    train_loader = CountingLoader(4)
+    history = train.fit(
+        tiny_model(), train_loader, epochs=2, device="cpu", progress=False, verbose=False
+    )
+    assert history.epoch == [1, 2] and train_loader.taken == 8
+    assert list(train.capped(range(100))) == list(range(100))
+    assert train.capped_epochs(30) == 30
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "1.5"])
+def test_fast_dev_run_rejects_what_is_not_a_count(monkeypatch, value):
+    monkeypatch.setenv("IMGCLS_FAST_DEV_RUN", value)
+    with pytest.raises(ValueError, match="IMGCLS_FAST_DEV_RUN"):
+        train.fast_dev_run()
