@@ -101,3 +101,26 @@ def test_zero_shot_pipeline_on_random_open_clip(capsys):
     assert torch.allclose(logits, 100 * features @ weights.T, atol=1e-4)
     probs = logits.softmax(dim=-1)
     assert torch.allclose(probs.sum(dim=-1), torch.ones(2), atol=1e-5)
+
+
+def test_openai_weights_get_the_quickgelu_they_were_trained_with(recwarn):
+    # OpenAI's CLIP was trained with QuickGELU; open_clip's plain "ViT-B-32" config uses
+    # nn.GELU and only warns when the two are mixed. The random fallback (offline here) must
+    # already have the architecture the real weights need.
+    from open_clip.transformer import QuickGELU
+
+    model = zeroshot.load_clip("ViT-B-32", "openai").model
+    activations = {type(m).__name__ for m in model.modules() if isinstance(m, QuickGELU | nn.GELU)}
+    assert activations == {"QuickGELU"}
+    assert not [w for w in recwarn if "QuickGELU" in str(w.message)]
+
+
+def test_a_one_shot_probe_of_many_classes_fits_without_a_warning(recwarn):
+    # 1-shot on 102 classes: as many classes as examples. scikit-learn's guess that such
+    # labels are a regression target is wrong for a probe and must not reach the page.
+    rng = np.random.default_rng(0)
+    labels = np.arange(102)
+    features = rng.normal(size=(102, 16)) + labels[:, None] * 0.1
+    accuracy = zeroshot.linear_probe(features, labels, features, labels)
+    assert accuracy == 1.0  # it still fits: every training example is classified right
+    assert not [w for w in recwarn if "unique classes" in str(w.message)]
