@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision.transforms.functional as tvf
+from notices import notice_text
 from PIL import Image
 from sklearn.datasets import load_digits
 from torchvision.transforms import v2
@@ -148,18 +149,6 @@ def squeeze(text: str) -> str:
     return "".join(text.split())
 
 
-def banner(out: str) -> str:
-    """The message between announce's two rules of '!' (rules removed, lines joined)."""
-    inside, lines = False, []
-    for line in out.splitlines():
-        if line == "!" * 78:
-            inside = not inside
-        elif inside:
-            lines.append(line)
-    assert not inside, "announce's second rule of '!' is missing"
-    return squeeze("".join(lines))
-
-
 @pytest.fixture
 def empty_data_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("IMGCLS_DATA", str(tmp_path))
@@ -185,7 +174,7 @@ def test_load_dataset_smoke_falls_back_loudly(capsys, monkeypatch, empty_data_di
     monkeypatch.setattr(data, "_torchvision_splits", spy)
     splits = load_dataset(name, train_transform=identity_a, eval_transform=identity_b)
     assert downloads == [False]  # looked in the cache only, never asked for a download
-    out = banner(capsys.readouterr().out)
+    out = notice_text(capsys.readouterr().out)
     assert out.startswith(squeeze(f"OFFLINE STAND-IN: {name} is not available"))
     assert squeeze("this profile is offline, so no download was tried") in out
     assert squeeze(str(empty_data_dir)) in out
@@ -262,7 +251,7 @@ def test_load_dataset_falls_back_when_download_fails(capsys, cpu_profile, monkey
     fake = FakeTorchvision({False: RuntimeError("Dataset not found"), True: OSError("no route")})
     monkeypatch.setattr(data, "_torchvision_splits", fake)
     splits = load_dataset("cifar10")
-    out = banner(capsys.readouterr().out)
+    out = notice_text(capsys.readouterr().out)
     assert fake.calls == [("cifar10", False), ("cifar10", True)]
     assert out.startswith("OFFLINESTAND-IN")
     assert squeeze("download failed: OSError: no route") in out
@@ -275,7 +264,7 @@ def test_load_dataset_imgcls_offline_skips_the_download(capsys, cpu_profile, mon
     monkeypatch.setattr(data, "_torchvision_splits", fake)
     splits = load_dataset("flowers102")
     assert fake.calls == [("flowers102", False)]
-    assert squeeze("no download was tried") in banner(capsys.readouterr().out)
+    assert squeeze("no download was tried") in notice_text(capsys.readouterr().out)
     assert splits.offline is True
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
+from notices import notice_text
 
 from imgcls_helpers.models import LoadedModel, SmallCNN, count_parameters, pretrained_or_random
 
@@ -67,21 +68,9 @@ def cache_path(torch_home: Path, weights) -> Path:
     return torch_home / "hub" / "checkpoints" / Path(weights.url).name
 
 
-def frame_text(out: str) -> str:
-    """The text between announce's two rules of '!', whitespace removed (it wraps lines)."""
-    inside, lines = False, []
-    for line in out.splitlines():
-        if line == "!" * 78:
-            inside = not inside
-        elif inside:
-            lines.append(line)
-    assert not inside, "announce's second rule of '!' is missing"
-    return "".join("".join(lines).split())
-
-
 def test_resnet18_offline_without_cache_gives_loud_random_weights(capsys, torch_home):
     loaded = pretrained_or_random("resnet18")
-    out = frame_text(capsys.readouterr().out)
+    out = notice_text(capsys.readouterr().out)
     assert isinstance(loaded, LoadedModel)
     assert loaded.pretrained is False
     assert loaded.weights is torchvision.models.ResNet18_Weights.DEFAULT
@@ -125,7 +114,7 @@ def test_resnet18_corrupt_cache_falls_back_loudly(capsys, torch_home):
     path.parent.mkdir(parents=True)
     path.write_bytes(b"not a checkpoint")
     loaded = pretrained_or_random("resnet18")
-    out = frame_text(capsys.readouterr().out)
+    out = notice_text(capsys.readouterr().out)
     assert loaded.pretrained is False
     assert out.startswith("RANDOMWEIGHTS") and "loadingthemfailed" in out
 
