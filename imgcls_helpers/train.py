@@ -27,7 +27,8 @@ from .metrics import predict
 
 
 def fast_dev_run() -> int | None:
-    """``IMGCLS_FAST_DEV_RUN=N``: every training loop runs one epoch of at most N batches.
+    """``IMGCLS_FAST_DEV_RUN=N``: every training loop runs one epoch of at most N batches,
+    and :func:`evaluate` looks at N batches.
 
     The same switch as PyTorch Lightning's ``fast_dev_run``: it proves that a long recipe runs
     end to end (data, model, loss, optimizer, scheduler, checkpoints, evaluation) in seconds
@@ -82,8 +83,12 @@ class History:
 
 
 def evaluate(model: nn.Module, loader, loss_fn: nn.Module | None = None, device=None):
-    """Mean loss and accuracy of ``model`` over ``loader``, without gradients."""
-    result = predict(model, loader, device=device)
+    """Mean loss and accuracy of ``model`` over ``loader``, without gradients.
+
+    With ``IMGCLS_FAST_DEV_RUN=N`` only the first N batches count, like the evaluation loops
+    of Lightning's ``fast_dev_run``.
+    """
+    result = predict(model, capped(loader), device=device)
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     loss = loss_fn(result.logits, result.targets).item()
     return loss, (result.preds == result.targets).float().mean().item()
@@ -267,7 +272,7 @@ def fit(
         history.train_acc.append(correct / seen)
         history.lr.append(optimizer.param_groups[0]["lr"])
         if val_loader is not None:
-            val_loss, val_acc = evaluate(model, capped(val_loader), loss_fn, device)
+            val_loss, val_acc = evaluate(model, val_loader, loss_fn, device)
             history.val_loss.append(val_loss)
             history.val_acc.append(val_acc)
             if history.best_val_acc is None or val_acc > history.best_val_acc:

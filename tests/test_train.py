@@ -427,6 +427,9 @@ def test_fast_dev_run_trains_one_epoch_of_n_batches_with_a_schedule_sized_for_it
     )  # fmt: skip
     assert history.epoch == [1]
     assert (train_loader.taken, val_loader.taken) == (3, 3)
+    test_loader = CountingLoader(10)
+    train.evaluate(tiny_model(), test_loader)  # evaluation loops are capped too
+    assert test_loader.taken == 3
 
     # The schedule is sized for the 3 steps that run, not for 5 epochs of 10.
     def lr_after(total_steps: int, steps: int = 3) -> float:
