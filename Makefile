@@ -10,7 +10,7 @@ export IMGCLS_PROFILE ?= smoke
 # Progress bars are for people watching; in tests and the built book they are noise.
 export TQDM_DISABLE ?= 1
 
-.PHONY: test book lint unit notebooks sync-url handouts clean
+.PHONY: test book lint unit notebooks rehearse coverage sync-url handouts clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,17 +22,23 @@ $(STAMP): requirements.txt pyproject.toml
 # processes, so they get it from OMP_NUM_THREADS (tests/conftest.py sets it for the tests).
 # Two kernels with two threads each on two cores fight over them and run several times slower.
 PARALLEL := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2
+# NBMAKE_FLAGS=--overwrite keeps the executed chapters' outputs in notebooks/ (CI does, in its
+# throwaway clone, to build the book from them without running every chapter a second time);
+# the unit tests run first, since one of them checks that the notebooks are stored without.
+NBMAKE_FLAGS ?=
 test: $(STAMP) lint
-	$(PARALLEL) tests notebooks --nbmake --nbmake-timeout=900
+	$(PARALLEL) tests
+	$(PARALLEL) notebooks --nbmake --nbmake-timeout=900 $(NBMAKE_FLAGS)
 
 ## make book: execute every chapter and write the site to book/_build/html
 # The execution cache re-runs a chapter only when the notebook changes. It does not know about
 # the helpers the chapters import, so it is dropped whenever those (or the profile) change.
 CACHE_KEY := book/_build/.cache-key-$(IMGCLS_PROFILE)
+BOOK_CONFIG ?= book/_config.yml
 book: $(STAMP)
 	@if [ ! -f $(CACHE_KEY) ] || [ -n "$$(find imgcls_helpers requirements.txt -newer $(CACHE_KEY) -print -quit)" ]; then \
 		rm -rf book/_build/.jupyter_cache book/_build/.doctrees book/_build/.cache-key-*; fi
-	$(BIN)/jupyter-book build -W -n --keep-going . --config book/_config.yml \
+	$(BIN)/jupyter-book build -W -n --keep-going . --config $(BOOK_CONFIG) \
 		--toc book/_toc.yml --path-output book
 	@touch $(CACHE_KEY)
 	@echo "Open book/_build/html/index.html"
@@ -40,12 +46,26 @@ book: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@if [ -x $(BIN)/actionlint ]; then $(BIN)/actionlint -shellcheck $(BIN)/shellcheck; \
+	else echo "actionlint: no wheel for this platform, workflows not linted"; fi
 
 unit: $(STAMP)
 	$(PARALLEL) tests
 
 notebooks: $(STAMP)
 	$(PARALLEL) notebooks --nbmake --nbmake-timeout=900
+
+## make rehearse: every chapter in the cpu and then the full profile, offline, against
+# format-exact stand-ins of CIFAR-10, Flowers-102 and the pretrained weights, with each training
+# loop cut to 2 batches (IMGCLS_FAST_DEV_RUN); fails on any offline notice, traceback or library
+# warning in a chapter's output. Settings and sizes: see rehearsal/run.
+rehearse: $(STAMP)
+	rehearsal/run
+
+## make coverage: line coverage of imgcls_helpers under the smoke chapters, then with the
+# rehearsal added (reports in /tmp/imgcls-rehearsal/coverage-*.txt)
+coverage: $(STAMP)
+	rehearsal/coverage
 
 ## make sync-url: copy the repository URL from book/_config.yml into the Colab install cells
 sync-url: $(STAMP)
