@@ -10,7 +10,7 @@ export IMGCLS_PROFILE ?= smoke
 # Progress bars are for people watching; in tests and the built book they are noise.
 export TQDM_DISABLE ?= 1
 
-.PHONY: test book lint unit notebooks rehearse coverage sync-url handouts clean
+.PHONY: test book lint unit notebooks rehearse coverage colab-check sync-url handouts clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -66,6 +66,12 @@ rehearse: $(STAMP)
 # rehearsal added (reports in /tmp/imgcls-rehearsal/coverage-*.txt)
 coverage: $(STAMP)
 	rehearsal/coverage
+
+## make colab-check: the Colab bootstrap as Colab runs it: a fresh venv with another torch than
+# the pin, chapter 1's own install cell from a local clone of HEAD, torch must be kept, then
+# chapter 1 in cpu against the stand-ins (first run downloads about 1.4 GB of torch wheels)
+colab-check: $(STAMP)
+	rehearsal/colab_bootstrap
 
 ## make sync-url: copy the repository URL from book/_config.yml into the Colab install cells
 sync-url: $(STAMP)
