@@ -47,21 +47,6 @@ class _PatchAfterImport(importlib.abc.MetaPathFinder):
 
 sys.meta_path.insert(0, _PatchAfterImport())
 
-
-def _save_every(cov, seconds: float = 10.0) -> None:
-    """Save coverage data now and then: nbmake ends a kernel without letting it run its
-    exit handlers, which is where coverage.py would otherwise save."""
-    import threading
-    import time
-
-    def loop():
-        while True:
-            time.sleep(seconds)
-            cov.save()
-
-    threading.Thread(target=loop, daemon=True, name="coverage-save").start()
-
-
 # make coverage: measure every process of the run (the notebook kernels included) with
 # coverage.py's documented start-up hook, when it asks for it.
 if os.environ.get("COVERAGE_PROCESS_START"):
@@ -70,6 +55,4 @@ if os.environ.get("COVERAGE_PROCESS_START"):
     except ImportError:
         pass
     else:
-        started = coverage.process_startup()
-        if started is not None:
-            _save_every(started)
+        coverage.process_startup()
