@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .resnet import conv_bn_relu
-from .train import capped, capped_epochs, fast_dev_run
+from .train import capped, capped_epochs, capped_steps
 
 PAD, UNKNOWN = 0, 1  # token ids reserved for padding and for words not in the vocabulary
 
@@ -119,8 +119,8 @@ def train_contrastive(
     Honours ``IMGCLS_FAST_DEV_RUN`` (:func:`~imgcls_helpers.train.fast_dev_run`) like ``fit``.
     """
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    epochs, per_epoch = capped_epochs(epochs), math.ceil(len(images) / batch_size)
-    steps = epochs * min(per_epoch, fast_dev_run() or per_epoch)
+    epochs = capped_epochs(epochs)
+    steps = epochs * capped_steps(math.ceil(len(images) / batch_size))
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
     generator = torch.Generator().manual_seed(seed)
     losses = []

@@ -58,6 +58,13 @@ def capped_epochs(epochs: int) -> int:
     return epochs if fast_dev_run() is None else min(epochs, 1)
 
 
+def capped_steps(steps_per_epoch: int) -> int:
+    """How many batches :func:`capped` lets through of ``steps_per_epoch``: what a schedule
+    that steps every batch must be sized for."""
+    limit = fast_dev_run()
+    return steps_per_epoch if limit is None else min(steps_per_epoch, limit)
+
+
 class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the message names the epoch and the step."""
 
@@ -198,8 +205,7 @@ def fit(
     With ``IMGCLS_FAST_DEV_RUN=N`` set (:func:`fast_dev_run`), one epoch of at most N training
     and N validation batches runs, and the schedule is sized for that.
     """
-    epochs, limit = capped_epochs(epochs), fast_dev_run()
-    steps_per_epoch = len(train_loader) if limit is None else min(len(train_loader), limit)
+    epochs, steps_per_epoch = capped_epochs(epochs), capped_steps(len(train_loader))
     device = torch.device(device) if device else get_device()
     amp = device.type == "cuda" if amp is None else amp
     channels_last = device.type == "cuda" if channels_last is None else channels_last
