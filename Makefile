@@ -10,7 +10,7 @@ export IMGCLS_PROFILE ?= smoke
 # Progress bars are for people watching; in tests and the built book they are noise.
 export TQDM_DISABLE ?= 1
 
-.PHONY: test book lint unit notebooks rehearse coverage colab-check sync-url handouts clean
+.PHONY: test book site lint unit notebooks rehearse coverage colab-check sync-url handouts clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,14 @@ book: $(STAMP)
 	@touch $(CACHE_KEY)
 	@echo "Open book/_build/html/index.html"
 
+## make site: the site from the outputs already stored in notebooks/, executing nothing
+# (after `make test NBMAKE_FLAGS=--overwrite` in CI, or rehearsal/chapters in the publish job)
+site: $(STAMP)
+	mkdir -p book/_build
+	sed 's/^  execute_notebooks: .*/  execute_notebooks: "off"/' book/_config.yml >book/_build/site_config.yml
+	grep -q 'execute_notebooks: "off"' book/_build/site_config.yml
+	$(MAKE) book BOOK_CONFIG=book/_build/site_config.yml
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -57,7 +65,7 @@ notebooks: $(STAMP)
 
 ## make rehearse: every chapter in the cpu and then the full profile, offline, against
 # format-exact stand-ins of CIFAR-10, Flowers-102 and the pretrained weights, with each training
-# loop cut to 2 batches (IMGCLS_FAST_DEV_RUN); fails on any offline notice, traceback or library
+# loop cut to 1 batch (IMGCLS_FAST_DEV_RUN); fails on any offline notice, traceback or library
 # warning in a chapter's output. Settings and sizes: see rehearsal/run.
 rehearse: $(STAMP)
 	rehearsal/run

@@ -77,7 +77,8 @@ def test_publish_builds_a_downloading_profile_although_github_sets_ci(monkeypatc
     assert "'cpu'" in profile and "smoke" not in profile
     choice = workflow["on"]["workflow_dispatch"]["inputs"]["profile"]
     assert choice["options"] == ["cpu", "full"] and choice["default"] == "cpu"
-    assert any("make book" in step.get("run", "") for step in build["steps"])
+    runs = [step.get("run", "") for step in build["steps"]]
+    assert any("rehearsal/chapters notebooks" in run for run in runs)  # in IMGCLS_PROFILE
     # ...and the helpers agree that a named profile wins over CI=true.
     monkeypatch.setenv("CI", "true")
     monkeypatch.setenv("IMGCLS_PROFILE", "cpu")
@@ -131,10 +132,13 @@ def test_publish_caches_the_folders_the_libraries_download_into(tmp_path, monkey
 
 def test_publish_checks_the_pages_before_uploading_them():
     build = _load("publish.yml")["jobs"]["build"]
-    make = _position(build, lambda step: "make book" in step.get("run", ""))
+    download = _position(build, lambda step: "load_dataset" in step.get("run", ""))
+    chapters = _position(build, lambda step: "rehearsal/chapters" in step.get("run", ""))
+    make = _position(build, lambda step: "make site" in step.get("run", ""))
     check = _position(build, lambda step: "check_site.py" in step.get("run", ""))
     upload = _position(build, lambda step: "upload-pages-artifact" in step.get("uses", ""))
-    assert make < check < upload
+    # two chapters run at a time, so the datasets are downloaded once before them
+    assert download < chapters < make < check < upload
     step = build["steps"][check]
     assert "$IMGCLS_PROFILE" in step["run"]  # checked against the profile that was built
     assert not step.get("continue-on-error") and "always()" not in str(step.get("if", ""))
