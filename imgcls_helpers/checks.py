@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from .metrics import to_numpy
+
 
 def _report(exercise: str, passed: bool, hint: str) -> bool:
     print(f"[{'PASS' if passed else 'TRY AGAIN'}] {exercise}" + ("" if passed else f": {hint}"))
@@ -26,11 +28,6 @@ def _attempted(exercise: str, answer) -> bool:
     return True
 
 
-def _as_numpy(value) -> np.ndarray:
-    """Tensors (on any device) and array-likes, even negative-stride views, as NumPy arrays."""
-    return value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
-
-
 def _describe(value) -> str:
     """A short description for hints: big arrays by shape, small values by repr."""
     shape = getattr(value, "shape", None)
@@ -42,7 +39,7 @@ def check_close(exercise: str, answer, expected, *, atol: float = 1e-4, hint: st
     if not _attempted(exercise, answer):
         return False
     try:
-        got, want = _as_numpy(answer), _as_numpy(expected).astype(np.float64)
+        got, want = to_numpy(answer), to_numpy(expected).astype(np.float64)
         numeric = got.dtype.kind in "biuf"  # the string "0.5" is not an answer of 0.5
         passed = (
             numeric and got.shape == want.shape and bool(np.allclose(got, want, atol=atol, rtol=0))
@@ -68,7 +65,7 @@ def _equal(answer, expected) -> bool:
     array_like = (torch.Tensor, np.ndarray, np.generic)
     if isinstance(answer, array_like) or isinstance(expected, array_like):
         try:
-            return bool(np.array_equal(_as_numpy(answer), _as_numpy(expected)))
+            return bool(np.array_equal(to_numpy(answer), to_numpy(expected)))
         except (TypeError, ValueError):
             return False
     return bool(answer == expected)

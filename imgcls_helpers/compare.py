@@ -15,9 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
-from sklearn.metrics import accuracy_score, f1_score
 
 
 @dataclass
@@ -39,23 +37,6 @@ class Result:
     def accuracy_per_second(self) -> float:
         """Test accuracy per second of training: a crude "value for compute" number."""
         return self.accuracy / max(self.train_seconds, 1e-9)
-
-
-def _numpy(values) -> np.ndarray:
-    return values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
-
-
-def score(predictions, targets) -> tuple[float, float]:
-    """``(top-1 accuracy, macro-F1)`` of predicted labels (or ``(N, C)`` scores) vs targets.
-
-    Macro-F1 averages the per-class F1 with equal weight, so a class the model ignores
-    costs as much as any other, however few test images it has.
-    """
-    preds, targets = _numpy(predictions), _numpy(targets)
-    if preds.ndim == 2:
-        preds = preds.argmax(axis=1)
-    acc = float(accuracy_score(targets, preds))
-    return acc, float(f1_score(targets, preds, average="macro", zero_division=0))
 
 
 class Stopwatch:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 PROFILES = ("smoke", "cpu", "full")
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 
 def get_profile() -> str:
@@ -44,22 +44,15 @@ def get_profile() -> str:
     return "full" if torch.cuda.is_available() else "cpu"
 
 
-def pick(*, smoke: T, cpu: T, full: T) -> T:
+def pick(*, smoke: _T, cpu: _T, full: _T) -> _T:
     """Choose a value per profile, e.g. ``epochs = pick(smoke=1, cpu=5, full=30)``."""
     return {"smoke": smoke, "cpu": cpu, "full": full}[get_profile()]
 
 
 def is_offline() -> bool:
-    """True when nothing may be downloaded: the ``smoke`` profile or ``IMGCLS_OFFLINE=1``.
-
-    Also sets ``HF_HUB_OFFLINE=1`` in that case, because open_clip and huggingface_hub
-    otherwise retry a failed download for about 30 seconds before giving up.
-    """
+    """True when nothing may be downloaded: the ``smoke`` profile or ``IMGCLS_OFFLINE=1``."""
     asked = os.environ.get("IMGCLS_OFFLINE", "").strip().lower() in {"1", "true", "yes"}
-    offline = asked or get_profile() == "smoke"
-    if offline:
-        os.environ["HF_HUB_OFFLINE"] = "1"
-    return offline
+    return asked or get_profile() == "smoke"
 
 
 def data_dir() -> Path:

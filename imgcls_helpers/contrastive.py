@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .resnet import conv_bn_relu
+from .models import conv_bn_relu
 from .train import capped, capped_epochs, capped_steps
 
 PAD, UNKNOWN = 0, 1  # token ids reserved for padding and for words not in the vocabulary

@@ -17,8 +17,7 @@ from PIL import Image
 from torchvision.transforms import v2
 
 from .config import announce, data_dir, get_device, is_offline, pick
-from .folders import BadImageError, ImageFolderDataset, load_rgb  # noqa: F401  (public API)
-from .synthetic import SHAPES, ShapesData, ShapesDataset, make_shapes  # noqa: F401
+from .synthetic import ShapesDataset, make_shapes
 
 # Channel statistics of ImageNet's training set: every torchvision/timm pretrained model
 # expects inputs normalised with them.
@@ -99,17 +98,53 @@ def load_digits_tensors() -> tuple[torch.Tensor, torch.Tensor]:
 
 @dataclass
 class Splits:
-    """A train and a test dataset, their classes, and where they really came from."""
+    """Train, validation and test datasets, their classes, and where they really came from.
+
+    Choose epochs and hyperparameters on ``val``; look at ``test`` once, at the end. The test
+    dataset carries ``split == "test"``, which :func:`imgcls_helpers.train.fit` refuses as its
+    ``val_loader`` (it picks the best epoch on that loader, which would select on the test set).
+    """
 
     train: torch.utils.data.Dataset
+    val: torch.utils.data.Dataset
     test: torch.utils.data.Dataset
     classes: list[str]
     name: str  # what ran, e.g. "CIFAR-10" or "shapes (offline stand-in for CIFAR-10)"
     offline: bool  # True when this is the offline stand-in rather than the requested data
 
+    def __post_init__(self) -> None:
+        for role in ("train", "val", "test"):
+            mark_split(getattr(self, role), role)
+
+
+def mark_split(obj, role: str):
+    """Label a dataset or loader as the ``"train"``, ``"val"`` or ``"test"`` split; returns it.
+
+    Only a label: it lets :func:`imgcls_helpers.train.fit` refuse the test split as the data it
+    selects the best epoch on. :func:`split_of` reads it back.
+    """
+    if role not in ("train", "val", "test"):
+        raise ValueError(f"split must be 'train', 'val' or 'test', not {role!r}")
+    obj.split = role
+    return obj
+
+
+def split_of(obj) -> str | None:
+    """The split label of a loader or dataset, looking through ``.dataset`` (a ``DataLoader``,
+    a ``Subset``) to the first object that has one; None when nothing is labelled."""
+    for _ in range(8):  # DataLoader -> Subset -> dataset chains are short
+        role = getattr(obj, "split", None)
+        if role in ("train", "val", "test"):
+            return role
+        obj = getattr(obj, "dataset", None)
+        if obj is None:
+            return None
+    return None
+
 
 def shapes_splits(
     n_train: int,
+    n_val: int,
     n_test: int,
     *,
     difficulty="medium",
@@ -118,34 +153,59 @@ def shapes_splits(
     eval_transform=None,
     seed=0,
 ) -> Splits:
-    """Train and test sets of generated shapes, drawn from different seeds."""
+    """Train, validation and test sets of generated shapes, each drawn from its own seed."""
     train = make_shapes(n_train, size=size, difficulty=difficulty, seed=seed)
+    val = make_shapes(n_val, size=size, difficulty=difficulty, seed=seed + 20_000)
     test = make_shapes(n_test, size=size, difficulty=difficulty, seed=seed + 10_000)
     return Splits(
         ShapesDataset(train, train_transform),
+        ShapesDataset(val, eval_transform),
         ShapesDataset(test, eval_transform),
         list(train.classes),
-        f"shapes ({difficulty}, {n_train} train / {n_test} test)",
+        f"shapes ({difficulty}, {n_train} train / {n_val} val / {n_test} test)",
         False,
     )
 
 
+def stratified_split(labels, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Indices ``(keep, held_out)``: ``fraction`` of each class held out, drawn with ``seed``.
+
+    scikit-learn's ``train_test_split(stratify=...)``, so every class keeps its share.
+    """
+    from sklearn.model_selection import train_test_split
+
+    index = np.arange(len(labels))
+    keep, held_out = train_test_split(
+        index, test_size=fraction, stratify=np.asarray(labels), random_state=seed
+    )
+    return np.sort(keep), np.sort(held_out)
+
+
+# CIFAR-10 has no validation split, so part of the training set is held out, as d2l's CIFAR-10
+# chapter does (valid_ratio 0.1): 5,000 images, 500 per class.
+CIFAR10_VAL_FRACTION = 0.1
+
+
 def _torchvision_splits(name: str, download: bool, train_transform, eval_transform) -> Splits:
+    from torch.utils.data import Subset
     from torchvision import datasets
 
     root = data_dir()
     if name == "cifar10":
         train = datasets.CIFAR10(root, train=True, transform=train_transform, download=download)
+        same = datasets.CIFAR10(root, train=True, transform=eval_transform, download=download)
         test = datasets.CIFAR10(root, train=False, transform=eval_transform, download=download)
-        return Splits(train, test, list(train.classes), "CIFAR-10", False)
+        keep, held_out = stratified_split(train.targets, CIFAR10_VAL_FRACTION)
+        train_part, val_part = Subset(train, keep.tolist()), Subset(same, held_out.tolist())
+        return Splits(train_part, val_part, test, list(train.classes), "CIFAR-10", False)
     if name == "flowers102":
-        parts = [
-            datasets.Flowers102(root, split=s, transform=train_transform, download=download)
-            for s in ("train", "val")
-        ]
-        test = datasets.Flowers102(root, split="test", transform=eval_transform, download=download)
-        train = torch.utils.data.ConcatDataset(parts)
-        return Splits(train, test, list(test.classes), "Flowers-102", False)
+
+        def split(s, transform):
+            return datasets.Flowers102(root, split=s, transform=transform, download=download)
+
+        train, val = split("train", train_transform), split("val", eval_transform)
+        test = split("test", eval_transform)
+        return Splits(train, val, test, list(test.classes), "Flowers-102", False)
     raise ValueError(f"unknown dataset {name!r}: use 'cifar10', 'flowers102' or 'shapes'")
 
 
@@ -154,9 +214,10 @@ def load_dataset(name: str, *, train_transform=None, eval_transform=None) -> Spl
 
     Order: files already in :func:`~imgcls_helpers.config.data_dir` (torchvision checks their
     hashes); then a download unless offline; then the offline stand-in. ``"shapes"`` asks for
-    the offline set directly. Stand-in sizes follow the profile.
+    the offline set directly. Stand-in sizes follow the profile. Validation: Flowers-102's own
+    split; for CIFAR-10, a stratified 10 % of the training set (the same images every time).
     """
-    stand_in_sizes = pick(smoke=(1200, 400), cpu=(6000, 2000), full=(20000, 4000))
+    stand_in_sizes = pick(smoke=(1200, 400, 400), cpu=(6000, 2000, 2000), full=(20000, 4000, 4000))
     if name != "shapes":
         try:
             return _torchvision_splits(name, False, train_transform, eval_transform)
@@ -189,8 +250,13 @@ def dataset_to_tensors(dataset, size: int | None = None) -> tuple[torch.Tensor, 
 
     Images of different sizes are resized (short side) and centre-cropped to ``size``.
     Datasets that already hold a uint8 ``(N, H, W, 3)`` array (CIFAR-10's ``.data``, the
-    shapes set's ``.data.images``) are converted in one step instead of image by image.
+    shapes set's ``.data.images``) are converted in one step instead of image by image, and so
+    is a ``Subset`` of one (CIFAR-10's training and validation parts).
     """
+    if isinstance(dataset, torch.utils.data.Subset):
+        images, labels = dataset_to_tensors(dataset.dataset, size)
+        index = torch.as_tensor(dataset.indices, dtype=torch.long)
+        return images[index], labels[index]
     array = getattr(dataset, "data", None)
     array = getattr(array, "images", array)
     whole = isinstance(array, np.ndarray) and array.dtype == np.uint8 and array.ndim == 4
@@ -222,6 +288,9 @@ class TensorLoader:
     each uint8 ``(C, H, W)`` training image on its own (its own random draw), before
     normalisation, and must return the same dtype. Like ``augment`` it only runs with
     ``shuffle=True``, so a test loader stays deterministic.
+
+    ``split`` (``"train"``, ``"val"`` or ``"test"``) labels the loader (:func:`mark_split`), so
+    that :func:`imgcls_helpers.train.fit` can refuse a test loader as its ``val_loader``.
     """
 
     def __init__(
@@ -238,7 +307,10 @@ class TensorLoader:
         drop_last: bool = False,
         device: torch.device | str | None = None,
         seed: int = 0,
+        split: str | None = None,
     ):
+        if split is not None:
+            mark_split(self, split)
         images = torch.as_tensor(images)
         if images.ndim == 4 and images.shape[-1] in (1, 3) and images.shape[1] not in (1, 3):
             images = images.permute(0, 3, 1, 2)  # (N, H, W, C) arrays -> (N, C, H, W)

@@ -14,7 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from sklearn.metrics import accuracy_score, f1_score
 from torch import nn
+
+from .models import evaluating
 
 
 @dataclass
@@ -40,13 +43,11 @@ def predict(model: nn.Module, loader, device: torch.device | str | None = None) 
     The model's train/eval mode is put back afterwards, so this is safe inside a training loop.
     """
     device = torch.device(device) if device else next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     logits, targets = [], []
-    for x, y in loader:
-        logits.append(model(x.to(device)).float().cpu())
-        targets.append(torch.as_tensor(y).cpu())
-    model.train(was_training)
+    with evaluating(model):
+        for x, y in loader:
+            logits.append(model(x.to(device)).float().cpu())
+            targets.append(torch.as_tensor(y).cpu())
     return Predictions(torch.cat(logits), torch.cat(targets).long())
 
 
@@ -72,11 +73,24 @@ def topk_accuracy(
 # --- Reports beyond accuracy: thin wrappers around scikit-learn ------------------------------
 
 
-def _numpy(values) -> np.ndarray:
+def to_numpy(values) -> np.ndarray:
     """Tensors (any device) and array-likes as NumPy arrays, the form scikit-learn expects."""
     if isinstance(values, torch.Tensor):
         return values.detach().cpu().numpy()
     return np.asarray(values)
+
+
+def score(predictions, targets) -> tuple[float, float]:
+    """``(top-1 accuracy, macro-F1)`` of predicted labels (or ``(N, C)`` scores) vs targets.
+
+    Macro-F1 averages the per-class F1 with equal weight, so a class the model ignores
+    costs as much as any other, however few test images it has.
+    """
+    preds, targets = to_numpy(predictions), to_numpy(targets)
+    if preds.ndim == 2:
+        preds = preds.argmax(axis=1)
+    acc = float(accuracy_score(targets, preds))
+    return acc, float(f1_score(targets, preds, average="macro", zero_division=0))
 
 
 def confusion_matrix(
@@ -91,7 +105,7 @@ def confusion_matrix(
     """
     from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 
-    targets, preds = _numpy(targets), _numpy(preds)
+    targets, preds = to_numpy(targets), to_numpy(preds)
     n = num_classes or int(max(targets.max(initial=0), preds.max(initial=0))) + 1
     return sk_confusion_matrix(targets, preds, labels=list(range(n)), normalize=normalize)
 
@@ -105,8 +119,8 @@ def classification_report(predictions: Predictions, classes: Sequence[str], digi
     from sklearn.metrics import classification_report as sk_report
 
     return sk_report(
-        _numpy(predictions.targets),
-        _numpy(predictions.preds),
+        to_numpy(predictions.targets),
+        to_numpy(predictions.preds),
         labels=list(range(len(classes))),
         target_names=list(classes),
         digits=digits,
@@ -124,7 +138,7 @@ def roc_auc(scores, targets) -> float:
     """
     from sklearn.metrics import roc_auc_score
 
-    scores, targets = _numpy(scores), _numpy(targets)
+    scores, targets = to_numpy(scores), to_numpy(targets)
     if scores.ndim == 1:
         return float(roc_auc_score(targets, scores))
     labels = list(range(scores.shape[1]))
@@ -156,7 +170,7 @@ def calibration_bins(probs, targets, n_bins: int = 15) -> CalibrationBins:
     the same rule as ``sklearn.calibration.calibration_curve(strategy="uniform")``, which only
     handles one binary score, so the bins are computed here with NumPy.
     """
-    probs, targets = _numpy(probs).astype(np.float64), _numpy(targets)
+    probs, targets = to_numpy(probs).astype(np.float64), to_numpy(targets)
     confidence = probs.max(axis=1)
     correct = (probs.argmax(axis=1) == targets).astype(np.float64)
     edges = np.linspace(0.0, 1.0, n_bins + 1)

@@ -1,39 +1,48 @@
-"""Models the chapters share, and pretrained torchvision models that degrade honestly.
+"""Small convolutional networks and tools to look inside any model.
 
-:class:`SmallCNN` is the workhorse for quick experiments on 32x32 images; :class:`TwoConvNet`
-is chapter 3's first network. Chapters that teach an architecture (the 2-conv network, the
-ResNet block, patch embedding) write it out in the notebook first; the ResNet pieces live in
-:mod:`imgcls_helpers.resnet` and are re-exported here. :func:`layer_shapes` lists what each
-layer outputs. :func:`pretrained_or_random` loads torchvision weights when it can and says
-loudly when it cannot, so an offline run never passes random predictions off as real ones.
-The transfer-learning tools of :mod:`imgcls_helpers.transfer` (``backbone`` with a new head,
-``freeze``/``unfreeze`` by layer group, ``discriminative_param_groups``) are re-exported here,
-and so is chapter 8's small Vision Transformer, :class:`~imgcls_helpers.vit.SmallViT`.
+:class:`TwoConvNet` is chapter 3's first network; :func:`conv_bn_relu` is the unit of
+:class:`SmallCNN` (the tests' quick model) and of chapter 9's :class:`TinyCLIP` image encoder.
+Chapters that teach an architecture (the 2-conv network, the ResNet block, patch embedding)
+write it out in the notebook first. The ResNets live in :mod:`imgcls_helpers.resnet`, the
+ViT in :mod:`imgcls_helpers.vit`, pretrained torchvision models in
+:mod:`imgcls_helpers.transfer`. :func:`layer_shapes` lists what each layer outputs;
+:func:`evaluating` runs a model in evaluation mode and puts its mode back.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
-import torchvision
 from torch import nn
 
-from .config import announce, is_offline
-from .resnet import (  # noqa: F401  (public API: chapters use models.BasicBlock etc.)
-    BasicBlock,
-    Bottleneck,
-    ResNet,
-    conv_bn_relu,
-    deep_net,
-    resnet18_cifar,
-    small_resnet,
-)
+
+def conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
+    """3x3 convolution (no bias: BN follows), BatchNorm, ReLU: the unit of the small CNNs."""
+    return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+
+
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """``with evaluating(model):`` runs the body in evaluation mode (dropout off, BatchNorm
+    with its stored statistics), then puts the model's mode back, even if the body raises.
+
+    Gradients are the caller's choice: add ``torch.no_grad()`` when none are needed.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
 
 
 class SmallCNN(nn.Module):
-    """Two stages of (conv-BN-ReLU) x 2 + max-pool, global average pooling, a linear head."""
+    """Two stages of (conv-BN-ReLU) x 2 + max-pool, global average pooling, a linear head.
+
+    Small and quick to train: the tests' model for anything that needs a real CNN.
+    """
 
     def __init__(self, num_classes: int, in_channels: int = 3, width: int = 32):
         super().__init__()
@@ -95,75 +104,15 @@ def layer_shapes(model: nn.Module, input_shape: tuple[int, ...]) -> list[tuple[s
                 )
             )
             handles.append(hook)
-    was_training = model.training
-    model.eval()
     try:
-        device = next(model.parameters()).device
-        with torch.no_grad():
-            model(torch.zeros(input_shape, device=device))
+        with evaluating(model), torch.no_grad():
+            model(torch.zeros(input_shape, device=next(model.parameters()).device))
     finally:
         for hook in handles:
             hook.remove()
-        model.train(was_training)
     return rows
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters (only those with ``requires_grad`` if ``trainable_only``)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
-
-
-@dataclass
-class LoadedModel:
-    """A torchvision model plus what the reader must know about its weights."""
-
-    model: nn.Module
-    pretrained: bool
-    weights: torchvision.models.WeightsEnum  # its metadata is there even when offline
-    note: str
-
-    @property
-    def categories(self) -> list[str]:
-        return list(self.weights.meta["categories"])
-
-
-def pretrained_or_random(name: str, weights: str = "DEFAULT") -> LoadedModel:
-    """Build torchvision model ``name`` with ``weights``, or with random weights if they can't
-    be had (offline profile and not cached, or the download failed), announced loudly.
-
-    The weights' metadata (class names, preprocessing, published accuracy) ships inside
-    torchvision, so it is available either way.
-    """
-    builder = torchvision.models.get_model_builder(name)
-    enum = torchvision.models.get_model_weights(name)
-    chosen = enum.DEFAULT if weights == "DEFAULT" else enum[weights]
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(chosen.url).name
-    if cached.exists() or not is_offline():
-        try:
-            model = builder(weights=chosen)
-            return LoadedModel(model, True, chosen, f"{name} with pretrained {chosen}")
-        except Exception as err:  # noqa: BLE001  network, SSL, HTTP or corrupt-file errors
-            why, reason = "loading failed", f"loading them failed ({type(err).__name__}: {err})"
-    else:
-        why, reason = "offline", f"this profile is offline and they are not cached at {cached}"
-    announce(
-        f"RANDOM WEIGHTS: the pretrained weights {chosen} for {name} are not available: "
-        f"{reason}. The model below is randomly initialised, so its predictions are chance. "
-        "Run with internet (e.g. in Colab) to see the real thing."
-    )
-    return LoadedModel(builder(weights=None), False, chosen, f"{name} with RANDOM weights ({why})")
-
-
-# Transfer learning (chapter 5); imported last because transfer.py uses LoadedModel from here.
-from .transfer import (  # noqa: E402, F401
-    backbone,
-    discriminative_param_groups,
-    freeze,
-    layer_groups,
-    replace_head,
-    trainable_groups,
-    unfreeze,
-)
-
-# The Vision Transformer (chapter 8): the model lives in vit.py with its attention tools.
-from .vit import SmallViT  # noqa: E402, F401

@@ -12,16 +12,31 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from typing import NamedTuple
 
 import torch
 import torchvision
 from torch import nn
 
-from . import data, models, train, transfer
+from . import data, models, resnet, train, transfer
+
+
+class Loaders(NamedTuple):
+    """The three loaders of :meth:`Recipe.loaders`."""
+
+    train: data.TensorLoader
+    val: data.TensorLoader
+    test: data.TensorLoader
 
 
 @dataclass(frozen=True)
 class Recipe:
+    """A training recipe from scratch: the model, the loaders' settings and ``fit``'s options.
+
+    Frozen, so a chapter that wants fewer epochs makes a copy with :meth:`scaled` and the
+    published recipe stays as published.
+    """
+
     name: str
     source: str  # where the recipe comes from
     build: Callable[[int], nn.Module]  # num_classes -> model
@@ -36,20 +51,29 @@ class Recipe:
         """A copy with some fields changed, e.g. fewer epochs for the smoke profile."""
         return dataclasses.replace(self, **changes)
 
-    def loaders(self, train_images, train_labels, test_images, test_labels, device=None):
-        """In-memory train (shuffled, augmented) and test loaders for uint8 image tensors."""
+    def loaders(self, train: tuple, val: tuple, test: tuple, device=None) -> Loaders:
+        """In-memory loaders for ``(uint8 images, labels)`` pairs: the training one shuffled
+        and augmented, validation and test ones plain and labelled with their split."""
         common = {"mean": self.mean, "std": self.std, "device": device}
+        images, labels = train
         train_loader = data.TensorLoader(
-            train_images, train_labels, batch_size=self.batch_size, shuffle=True,
-            augment=self.augment, drop_last=len(train_labels) > self.batch_size, **common,
-        )  # fmt: skip
-        test_loader = data.TensorLoader(test_images, test_labels, batch_size=512, **common)
-        return train_loader, test_loader
+            images,
+            labels,
+            batch_size=self.batch_size,
+            shuffle=True,
+            augment=self.augment,
+            drop_last=len(labels) > self.batch_size,
+            split="train",
+            **common,
+        )
+        val_loader = data.TensorLoader(*val, batch_size=512, split="val", **common)
+        test_loader = data.TensorLoader(*test, batch_size=512, split="test", **common)
+        return Loaders(train_loader, val_loader, test_loader)
 
-    def fit(self, model: nn.Module, train_loader, val_loader=None, **overrides) -> train.History:
+    def fit(self, model: nn.Module, train_loader, *, val_loader=None, **overrides) -> train.History:
         """``train.fit`` with this recipe's epochs and options (``overrides`` win)."""
         options = {"epochs": self.epochs, **self.fit_options, **overrides}
-        return train.fit(model, train_loader, val_loader, **options)
+        return train.fit(model, train_loader, val_loader=val_loader, **options)
 
 
 # Chapter 3: the 2-conv network with the two optimisers of the seed texts.
@@ -87,7 +111,7 @@ RESNET18_FAST = Recipe(
     "ResNet-18 (CIFAR stem), one-cycle",
     "ResNet-18 widths with a 3x3 stem; SGD (Nesterov) one-cycle to lr 0.2, weight decay 5e-4, "
     "label smoothing 0.1, batch 256, 30 epochs, flip + 4-pixel shift, AMP + channels_last",
-    models.resnet18_cifar,
+    resnet.resnet18_cifar,
     epochs=30,
     batch_size=256,
     fit_options={
@@ -127,7 +151,7 @@ class TransferRecipe:
     scratch_epochs: int
     scratch_lr: float
 
-    def build(self, num_classes: int, pretrained: bool = True) -> models.LoadedModel:
+    def build(self, num_classes: int, pretrained: bool = True) -> transfer.LoadedModel:
         """The backbone with a new head (random weights, announced, if pretrained fails)."""
         return transfer.backbone(self.arch, num_classes, pretrained=pretrained)
 
@@ -150,10 +174,10 @@ class TransferRecipe:
         transfer.unfreeze(model)
         return torch.optim.Adam(model.parameters(), self.scratch_lr)
 
-    def fit(self, model, optimizer, train_loader, val_loader=None, *, epochs, **overrides):
+    def fit(self, model, optimizer, train_loader, *, epochs, val_loader=None, **overrides):
         """``train.fit`` with this optimizer and a cosine schedule over ``epochs``."""
         options = {"epochs": epochs, "optimizer": optimizer, "scheduler": "cosine", **overrides}
-        return train.fit(model, train_loader, val_loader, **options)
+        return train.fit(model, train_loader, val_loader=val_loader, **options)
 
 
 FLOWERS_RESNET50 = TransferRecipe(

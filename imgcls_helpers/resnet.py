@@ -14,11 +14,6 @@ import torch
 from torch import nn
 
 
-def conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
-    """3x3 convolution (no bias: BN follows), BatchNorm, ReLU: the unit of the small CNNs."""
-    return [*_conv_bn(cin, cout, 3), nn.ReLU()]
-
-
 def _conv_bn(cin: int, cout: int, kernel: int, stride: int = 1, bn: bool = True) -> list:
     conv = nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=not bn)
     return [conv, nn.BatchNorm2d(cout)] if bn else [conv]

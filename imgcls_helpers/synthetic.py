@@ -28,7 +28,6 @@ COLOURS = {
     "purple": (150, 60, 200),
     "pink": (240, 110, 180),
 }
-BACKGROUNDS = ("dark", "light")
 
 # Per difficulty: shape size (fraction of the image), how far its centre may move from the
 # middle, the noise level, whether the background has a gradient / texture, clutter lines.

@@ -23,6 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .config import get_device
+from .data import split_of
 from .metrics import predict
 
 
@@ -170,8 +171,8 @@ def _resume(checkpoint_dir: Path, model, optimizer, scheduler, scaler, verbose: 
 def fit(
     model: nn.Module,
     train_loader,
-    val_loader=None,
     *,
+    val_loader=None,
     epochs: int = 10,
     optimizer: str | torch.optim.Optimizer | Callable = "adamw",
     lr: float = 1e-3,
@@ -192,6 +193,12 @@ def fit(
 ) -> History:
     """Train ``model`` and return its :class:`History`.
 
+    ``val_loader`` (keyword only) is the validation split: after every epoch ``fit`` scores it,
+    keeps the weights of the best epoch and puts them back at the end. That is selection, so it
+    must never be the test set; a loader labelled as the test split (``Splits.test``,
+    ``TensorLoader(..., split="test")``, :func:`imgcls_helpers.data.mark_split`) is refused.
+    Score the test set once, after training, with :func:`evaluate`.
+
     ``optimizer``: ``"adamw"``, ``"sgd"`` (Nesterov, with ``momentum``), your own optimizer
     (e.g. with parameter groups) or a factory ``params -> optimizer`` (``lr`` etc. are then
     the factory's). ``scheduler``: ``"cosine"`` or ``"onecycle"`` (stepped every batch), or
@@ -205,6 +212,13 @@ def fit(
     With ``IMGCLS_FAST_DEV_RUN=N`` set (:func:`fast_dev_run`), one epoch of at most N training
     and N validation batches runs, and the schedule is sized for that.
     """
+    if val_loader is not None and split_of(val_loader) == "test":
+        raise ValueError(
+            "val_loader is the test split: fit() picks and restores the best epoch on "
+            "val_loader, so that would select on the test set. Pass a validation split "
+            "(e.g. load_dataset(...).val) and score the test set once, after training, "
+            "with train.evaluate()."
+        )
     epochs, steps_per_epoch = capped_epochs(epochs), capped_steps(len(train_loader))
     device = torch.device(device) if device else get_device()
     amp = device.type == "cuda" if amp is None else amp

@@ -24,18 +24,65 @@ makes its BN layers train normally again.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from pathlib import Path
 
+import torch
 import torchvision
 from torch import nn
 
+from .config import announce, is_offline
 from .resnet import ResNet
 from .vit import SmallViT
 
-if TYPE_CHECKING:
-    from .models import LoadedModel
-
 _BatchNorm = nn.modules.batchnorm._BatchNorm  # BatchNorm1d/2d/3d and SyncBatchNorm
+
+
+@dataclass
+class LoadedModel:
+    """A torchvision model plus what the reader must know about its weights."""
+
+    model: nn.Module
+    pretrained: bool
+    weights: torchvision.models.WeightsEnum  # its metadata is there even when offline
+    note: str
+
+    @property
+    def categories(self) -> list[str]:
+        return list(self.weights.meta["categories"])
+
+
+def pretrained_or_random(name: str, weights: str = "DEFAULT") -> LoadedModel:
+    """Build torchvision model ``name`` with ``weights``, or with random weights if they can't
+    be had (offline profile and not cached, or the download failed), announced loudly.
+
+    The weights' metadata (class names, preprocessing, published accuracy) ships inside
+    torchvision, so it is available either way.
+    """
+    builder = torchvision.models.get_model_builder(name)
+    chosen = _weights(name, weights)
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(chosen.url).name
+    if cached.exists() or not is_offline():
+        try:
+            model = builder(weights=chosen)
+            return LoadedModel(model, True, chosen, f"{name} with pretrained {chosen}")
+        except Exception as err:  # noqa: BLE001  network, SSL, HTTP or corrupt-file errors
+            why, reason = "loading failed", f"loading them failed ({type(err).__name__}: {err})"
+    else:
+        why, reason = "offline", f"this profile is offline and they are not cached at {cached}"
+    announce(
+        f"RANDOM WEIGHTS: the pretrained weights {chosen} for {name} are not available: "
+        f"{reason}. The model below is randomly initialised, so its predictions are chance. "
+        "Run with internet (e.g. in Colab) to see the real thing."
+    )
+    return LoadedModel(builder(weights=None), False, chosen, f"{name} with RANDOM weights ({why})")
+
+
+def _weights(name: str, weights: str) -> torchvision.models.WeightsEnum:
+    """torchvision's weights ``weights`` (a member name such as ``"IMAGENET1K_V2"``, or
+    ``"DEFAULT"``) for model ``name``."""
+    enum = torchvision.models.get_model_weights(name)
+    return enum.DEFAULT if weights == "DEFAULT" else enum[weights]
 
 
 def replace_head(model: nn.Module, num_classes: int) -> nn.Linear:
@@ -60,20 +107,17 @@ def backbone(
 ) -> LoadedModel:
     """torchvision model ``name`` (e.g. ``"resnet50"``, ``"efficientnet_b0"``) with a new head.
 
-    ``pretrained=True`` loads ``weights`` through ``models.pretrained_or_random``, which
+    ``pretrained=True`` loads ``weights`` through :func:`pretrained_or_random`, which
     announces loudly when they cannot be had (offline) and falls back to random weights;
     check ``.pretrained`` of the result. ``pretrained=False`` asks for random weights. The
     result's ``.weights`` still describes the pretrained weights (their preprocessing, their
     ImageNet accuracy), but its ``.categories`` are ImageNet's, not the new head's classes.
     """
-    from .models import LoadedModel, pretrained_or_random  # models re-exports this module
-
     if pretrained:
         loaded = pretrained_or_random(name, weights)
     else:
-        enum = torchvision.models.get_model_weights(name)
-        chosen = enum.DEFAULT if weights == "DEFAULT" else enum[weights]
         model = torchvision.models.get_model(name, weights=None)
+        chosen = _weights(name, weights)
         loaded = LoadedModel(model, False, chosen, f"{name} with random weights (as asked)")
     old = replace_head(loaded.model, num_classes)
     loaded.note += f"; new head: {old.in_features} features -> {num_classes} classes"

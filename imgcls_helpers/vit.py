@@ -20,6 +20,8 @@ import math
 import torch
 from torch import nn
 
+from .models import evaluating
+
 
 class ViTEmbedding(nn.Module):
     """Image (B, C, H, W) -> tokens (B, 1 + N, dim): patch embedding, class token, positions.
@@ -123,14 +125,12 @@ def attention_maps(model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor
         if isinstance(module, nn.MultiheadAttention):
             handles.append(module.register_forward_pre_hook(_ask_for_weights, with_kwargs=True))
             handles.append(module.register_forward_hook(lambda m, i, out: maps.append(out[1])))
-    was_training = model.training
-    model.eval()
     try:
-        output = model(images)
+        with evaluating(model):
+            output = model(images)
     finally:
         for handle in handles:
             handle.remove()
-        model.train(was_training)
     return output, maps
 
 

@@ -6,12 +6,13 @@ sentences and the image, and pick the class whose sentence is closest (cosine si
 Everything here is duck-typed on ``model.encode_image`` / ``model.encode_text`` and a
 ``tokenizer(list[str]) -> tensor``, so it works for open_clip models and for the chapter's
 tiny model (:mod:`imgcls_helpers.contrastive`) alike. :func:`load_clip` gets open_clip
-weights when it can and says loudly when it cannot, like ``models.pretrained_or_random``.
+weights when it can and says loudly when it cannot, like ``transfer.pretrained_or_random``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
@@ -41,7 +42,11 @@ def load_clip(name: str = "ViT-B-32", pretrained: str = "openai") -> LoadedClip:
     and a box says that every number it produces is chance. open_clip's own warning about
     random weights is silenced because that box replaces it.
     """
-    offline = is_offline()  # first: it sets HF_HUB_OFFLINE before the hub is imported
+    offline = is_offline()
+    if offline:
+        # huggingface_hub reads this when it is imported (by open_clip, next line); without it
+        # a download that cannot succeed is retried for about 30 seconds before giving up.
+        os.environ["HF_HUB_OFFLINE"] = "1"
     import open_clip
 
     # open_clip logs a download ERROR and a random-weights WARNING through the root logger;

@@ -8,21 +8,21 @@ import numpy as np
 import pytest
 import torch
 
-from imgcls_helpers import compare
+from imgcls_helpers import compare, metrics
 
 
 def test_score_matches_a_hand_computation():
     targets = [0, 0, 1, 1, 2, 2]
     preds = [0, 1, 1, 1, 2, 0]
     # per class: precision 1/2, 2/3, 1; recall 1/2, 1, 1/2 -> F1 1/2, 4/5, 2/3
-    acc, f1 = compare.score(preds, targets)
+    acc, f1 = metrics.score(preds, targets)
     assert acc == pytest.approx(4 / 6)
     assert f1 == pytest.approx((1 / 2 + 4 / 5 + 2 / 3) / 3)
 
 
 def test_score_accepts_logits_as_tensors():
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 1.0]])
-    acc, f1 = compare.score(logits, torch.tensor([0, 1, 1]))
+    acc, f1 = metrics.score(logits, torch.tensor([0, 1, 1]))
     assert acc == pytest.approx(2 / 3)
     assert 0 < f1 < 1
 

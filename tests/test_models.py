@@ -9,7 +9,8 @@ import torch
 import torchvision
 from notices import notice_text
 
-from imgcls_helpers.models import LoadedModel, SmallCNN, count_parameters, pretrained_or_random
+from imgcls_helpers.models import SmallCNN, count_parameters
+from imgcls_helpers.transfer import LoadedModel, pretrained_or_random
 
 
 @pytest.mark.parametrize(

