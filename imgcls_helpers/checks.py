@@ -1,19 +1,54 @@
-"""Auto-checks for the exercises at the end of each chapter.
+"""Auto-checks for the exercises at the end of each chapter, and for the chapters' own text.
 
 A student's answer starts as ``None`` (not attempted): the check says so and returns False,
 so the notebook still runs top to bottom. A wrong answer gets a hint, not a traceback. Every
 check returns True or False, so an instructor's grading script (or our CI, on the hidden
 solutions) can ``assert`` it.
+
+:func:`claim` guards a sentence of a chapter's prose ("no augmentation overfits most") with
+the numbers the run printed, so the text cannot silently become false.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
+from .config import announce, get_profile
 from .metrics import to_numpy
+from .train import fast_dev_run
+
+
+def claim(holds: bool, text: str) -> bool:
+    """Check that what the prose says about this run's results (``text``) is true.
+
+    When it holds, nothing is shown. When it does not:
+
+    - in the ``smoke`` profile and under CI (which build the book's pages), it raises
+      ``AssertionError``: a page must not say what its numbers contradict;
+    - in a fast dev run (``IMGCLS_FAST_DEV_RUN``, one batch of training) it only says the
+      claim was not checked: nothing has learned enough for it to mean anything;
+    - anywhere else (a reader's own ``cpu`` or ``full`` run, whose data and hardware differ) a
+      box says that the text and the numbers disagree, and the chapter carries on.
+
+    Returns whether it held.
+    """
+    if holds:
+        return True
+    if fast_dev_run() is not None:
+        print(f"(not checked in a fast dev run, which trains on one batch: {text})")
+        return False
+    ci = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+    if ci or get_profile() == "smoke":
+        raise AssertionError(f"the chapter's text says: {text}; this run's numbers disagree")
+    announce(
+        f"THE TEXT SAYS: {text}. THIS RUN'S NUMBERS DISAGREE: your data, profile or hardware "
+        "differ from the run the text describes. Trust the numbers printed above."
+    )
+    return False
 
 
 def _report(exercise: str, passed: bool, hint: str) -> bool:

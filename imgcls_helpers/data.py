@@ -289,8 +289,18 @@ class TensorLoader:
     normalisation, and must return the same dtype. Like ``augment`` it only runs with
     ``shuffle=True``, so a test loader stays deterministic.
 
-    ``split`` (``"train"``, ``"val"`` or ``"test"``) labels the loader (:func:`mark_split`), so
-    that :func:`imgcls_helpers.train.fit` can refuse a test loader as its ``val_loader``.
+    Args:
+        images: uint8 ``(N, C, H, W)`` (or ``(N, H, W, C)``, transposed here) or float images.
+        labels: ``(N,)`` class indices.
+        batch_size, shuffle, drop_last: as for ``DataLoader``; ``shuffle`` marks a training
+            loader (only then do ``augment`` and ``image_transform`` run).
+        mean, std: per-channel normalisation, applied on the device.
+        augment: batched ``(N, C, H, W) -> (N, C, H, W)`` on normalised floats.
+        image_transform: per-image ``(C, H, W) -> (C, H, W)`` on the raw pixels.
+        device: where the images live; default :func:`imgcls_helpers.config.get_device`.
+        seed: of the shuffling order, so two loaders with one seed yield the same batches.
+        split: ``"train"``, ``"val"`` or ``"test"``, a label (:func:`mark_split`) that lets
+            :func:`imgcls_helpers.train.fit` refuse a test loader as its ``val_loader``.
     """
 
     def __init__(

@@ -57,20 +57,38 @@ def _to_gray(images: np.ndarray) -> np.ndarray:
     raise ValueError(f"expected a batch (N, H, W[, 3]) of images, got shape {images.shape}")
 
 
-def _hog_chunk(gray: np.ndarray, options: dict) -> np.ndarray:
-    return np.stack([hog(image, feature_vector=True, **options) for image in gray])
+def _to_colour(images: np.ndarray) -> np.ndarray:
+    """(N, H, W, 3) uint8 -> floats in [0, 1], for HOG with ``channel_axis=-1``."""
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"colour HOG needs (N, H, W, 3) images, got shape {images.shape}")
+    return images / 255.0 if images.dtype == np.uint8 else images.astype(np.float64)
 
 
-def hog_features(images: np.ndarray, *, n_jobs: int = -1, chunk_size: int = 500, **options):
+def _hog_chunk(images: np.ndarray, options: dict) -> np.ndarray:
+    return np.stack([hog(image, feature_vector=True, **options) for image in images])
+
+
+def hog_features(
+    images: np.ndarray,
+    *,
+    colour: bool = False,
+    n_jobs: int = -1,
+    chunk_size: int = 500,
+    **options,
+) -> np.ndarray:
     """HOG descriptors of a batch of images, as an ``(N, D)`` float32 array.
 
-    ``images``: ``(N, H, W, 3)`` RGB (converted to grey, as HOG is defined on intensity) or
-    ``(N, H, W)`` grey. ``options`` override :data:`HOG_DEFAULTS`. ``n_jobs`` worker processes
-    (-1: one per core) each take ``chunk_size`` images; ``n_jobs=1`` runs in this process.
+    ``images``: ``(N, H, W, 3)`` RGB or ``(N, H, W)`` grey. By default colour images are
+    converted to grey first, the simpler choice; ``colour=True`` does what Dalal and Triggs
+    did: at each pixel, the gradient of the colour channel where it is strongest
+    (scikit-image's ``channel_axis=-1``). The descriptor has the same length either way.
+    ``options`` override :data:`HOG_DEFAULTS`. ``n_jobs`` worker processes (-1: one per
+    core) each take ``chunk_size`` images; ``n_jobs=1`` runs in this process.
     """
-    gray = _to_gray(images)
-    options = {**HOG_DEFAULTS, **options}
-    chunks = [gray[i : i + chunk_size] for i in range(0, len(gray), chunk_size)]
+    prepared = _to_colour(images) if colour else _to_gray(images)
+    options = {**HOG_DEFAULTS, **({"channel_axis": -1} if colour else {}), **options}
+    chunks = [prepared[i : i + chunk_size] for i in range(0, len(prepared), chunk_size)]
     if n_jobs == 1 or len(chunks) == 1:
         parts = [_hog_chunk(c, options) for c in chunks]
     else:

@@ -87,7 +87,8 @@ CNN_SGD = Recipe(
 )
 CNN_ADAM = CNN_SGD.scaled(
     name="2-conv net, Adam",
-    source="Adam with its default settings (lr 0.001), as in a second popular tutorial",
+    source="Adam (Kingma & Ba, 2015, https://arxiv.org/abs/1412.6980) with its default "
+    "settings (lr 0.001), the optimiser most introductory PyTorch guides start with",
     fit_options={"optimizer": partial(torch.optim.Adam, lr=1e-3)},
 )
 
@@ -99,7 +100,8 @@ def _torchvision_resnet50(num_classes: int) -> nn.Module:
 # Chapter 4: a recipe as the tutorials give it, and a fast modern one.
 RESNET50_SEED = Recipe(
     "ResNet-50 (ImageNet stem), SGD",
-    "a popular tutorial: torchvision ResNet-50 from scratch, SGD lr 0.01, momentum 0.9, "
+    "AI Online Course, 'Hands-on Image Classification in Computer Vision': torchvision "
+    "ResNet-50 from scratch, SGD lr 0.01, momentum 0.9, "
     "weight decay 1e-4, batch 128, 80 epochs, RandomCrop(32, padding=4) + flip",
     _torchvision_resnet50,
     epochs=80,
@@ -182,7 +184,8 @@ class TransferRecipe:
 
 FLOWERS_RESNET50 = TransferRecipe(
     "ResNet-50 (ImageNet weights) on Flowers-102",
-    "per-depth learning rates from a popular fine-tuning guide (Adam: layer1 1e-5, layer2 "
+    "per-depth learning rates from the guide 'The Story That Explains Image Classification' "
+    "(Adam: layer1 1e-5, layer2 "
     "1e-5, layer3 3e-5, layer4 1e-4, fc 1e-3; the stem stays frozen), cosine schedule; "
     "224 x 224 crops, batch 32",
     "resnet50",

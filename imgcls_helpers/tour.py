@@ -42,6 +42,8 @@ _BUILD_OPTIONS = {"googlenet": {"aux_logits": False, "init_weights": False}}
 
 @dataclass
 class Measured:
+    """What :func:`measure` counted for one model: its parameters and its FLOPs per image."""
+
     params: int
     flops: int  # multiply-add = 2 FLOPs, one image
 
@@ -63,6 +65,9 @@ def measure(build: Callable[[], nn.Module], input_shape: tuple[int, ...]) -> Mea
 
 @dataclass
 class ArchitectureFacts:
+    """One row of chapter 4's tour of architectures: the model's measured size and cost next
+    to what torchvision publishes for its pretrained weights (so the two can be checked)."""
+
     name: str
     year: int
     input_size: int  # the evaluation crop of the published weights

@@ -193,22 +193,33 @@ def fit(
 ) -> History:
     """Train ``model`` and return its :class:`History`.
 
-    ``val_loader`` (keyword only) is the validation split: after every epoch ``fit`` scores it,
-    keeps the weights of the best epoch and puts them back at the end. That is selection, so it
-    must never be the test set; a loader labelled as the test split (``Splits.test``,
-    ``TensorLoader(..., split="test")``, :func:`imgcls_helpers.data.mark_split`) is refused.
-    Score the test set once, after training, with :func:`evaluate`.
+    Args:
+        model: any ``nn.Module`` returning class scores ``(N, C)``; moved to ``device``.
+        train_loader: yields ``(images, labels)``; labels may be soft ``(N, C)`` (MixUp).
+        val_loader: the validation split (keyword only). Scored after every epoch; the best
+            epoch's weights are kept and put back at the end. That is selection, so it must
+            never be the test set: a loader labelled as the test split (``Splits.test``,
+            ``TensorLoader(..., split="test")``, :func:`imgcls_helpers.data.mark_split`) is
+            refused. Score the test set once, after training, with :func:`evaluate`.
+        epochs: passes over ``train_loader``.
+        optimizer: ``"adamw"``, ``"sgd"`` (Nesterov, with ``momentum``), an optimizer (e.g.
+            with parameter groups) or a factory ``params -> optimizer``; for the last two,
+            ``lr``, ``weight_decay`` and ``momentum`` are theirs, not these.
+        lr, weight_decay, momentum: settings of the ``"adamw"`` / ``"sgd"`` presets.
+        scheduler: ``"cosine"`` or ``"onecycle"`` (stepped every batch), or any
+            ``torch.optim.lr_scheduler`` object or factory ``optimizer -> scheduler`` (stepped
+            every epoch; ``ReduceLROnPlateau`` gets the validation loss).
+        label_smoothing: passed to ``nn.CrossEntropyLoss``.
+        grad_clip: clip the gradients' global norm to this value.
+        batch_transform: ``(x, y) -> (x, y)`` on each training batch, e.g. ``v2.MixUp``.
+        amp, channels_last: mixed precision and the channels-last layout; default on for CUDA,
+            off elsewhere.
+        patience: stop after this many epochs without a better validation accuracy.
+        checkpoint_dir: write ``last.pt`` every epoch and ``best.pt`` on improvement, atomically.
+        resume: continue from ``checkpoint_dir/last.pt``.
+        device: default :func:`imgcls_helpers.config.get_device`.
+        progress, verbose: progress bars; one printed line per epoch.
 
-    ``optimizer``: ``"adamw"``, ``"sgd"`` (Nesterov, with ``momentum``), your own optimizer
-    (e.g. with parameter groups) or a factory ``params -> optimizer`` (``lr`` etc. are then
-    the factory's). ``scheduler``: ``"cosine"`` or ``"onecycle"`` (stepped every batch), or
-    any ``torch.optim.lr_scheduler`` object or factory ``optimizer -> scheduler`` (stepped every
-    epoch; ``ReduceLROnPlateau`` gets the validation loss). ``batch_transform(x, y)`` runs on
-    each training batch, e.g. ``torchvision.transforms.v2.MixUp``; soft targets are fine.
-    ``patience``: stop after that many epochs without a better validation accuracy; the best
-    weights are put back at the end. ``checkpoint_dir``: write ``last.pt`` every epoch and
-    ``best.pt`` on improvement; ``resume=True`` continues from ``last.pt``.
-    ``amp`` and ``channels_last`` default to on for CUDA, off elsewhere.
     With ``IMGCLS_FAST_DEV_RUN=N`` set (:func:`fast_dev_run`), one epoch of at most N training
     and N validation batches runs, and the schedule is sized for that.
     """
@@ -318,7 +329,9 @@ def fit(
             line += f"  val loss {history.val_loss[-1]:.3f} acc {history.val_acc[-1]:.1%}"
         epochs_bar.set_postfix_str(line.split("  ", 1)[1])
         if verbose:
-            tqdm.write(f"{line}  ({history.seconds[-1]:.1f} s)")
+            # no seconds here: on a shared machine one epoch's time is noise, not evidence
+            # (they are in history.seconds for whoever measures properly)
+            tqdm.write(line)
         if checkpoint_dir:
             _atomic_save(
                 {

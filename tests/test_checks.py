@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from imgcls_helpers import checks
 from imgcls_helpers.checks import check_close, check_equal, check_shape, check_true
 
 NOT_ATTEMPTED = [None, Ellipsis]
@@ -208,3 +209,39 @@ def test_check_close_accepts_a_negative_stride_view(capsys):
     bgr = np.arange(24, dtype=np.uint8).reshape(2, 4, 3)
     result, out = run(capsys, check_close, "ex flip", bgr[..., ::-1], bgr[..., [2, 1, 0]])
     assert result is True and out == "[PASS] ex flip"
+
+
+def test_a_claim_that_holds_is_silent(capsys, monkeypatch):
+    monkeypatch.setenv("IMGCLS_PROFILE", "cpu")
+    monkeypatch.delenv("CI", raising=False)
+    assert checks.claim(True, "augmentation helps") is True
+    assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize(("profile", "ci"), [("smoke", None), ("cpu", "true")])
+def test_a_false_claim_stops_the_runs_that_build_the_book(monkeypatch, profile, ci):
+    monkeypatch.setenv("IMGCLS_PROFILE", profile)
+    monkeypatch.delenv("IMGCLS_FAST_DEV_RUN", raising=False)
+    if ci is None:
+        monkeypatch.delenv("CI", raising=False)
+    else:
+        monkeypatch.setenv("CI", ci)
+    with pytest.raises(AssertionError, match="text says: augmentation helps"):
+        checks.claim(False, "augmentation helps")
+
+
+def test_a_false_claim_in_a_readers_own_run_is_announced_not_fatal(capsys, monkeypatch):
+    monkeypatch.setenv("IMGCLS_PROFILE", "full")
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("IMGCLS_FAST_DEV_RUN", raising=False)
+    assert checks.claim(False, "augmentation helps") is False
+    out = capsys.readouterr().out
+    assert "THE TEXT SAYS: augmentation helps" in out and "DISAGREE" in out
+
+
+def test_a_fast_dev_run_does_not_check_claims(capsys, monkeypatch):
+    monkeypatch.setenv("IMGCLS_PROFILE", "cpu")
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setenv("IMGCLS_FAST_DEV_RUN", "1")
+    assert checks.claim(False, "augmentation helps") is False
+    assert "not checked in a fast dev run" in capsys.readouterr().out

@@ -22,9 +22,12 @@ from imgcls_helpers.data import (
     eval_transforms,
     load_dataset,
     load_digits_tensors,
+    mark_split,
     random_flip,
     sample_image,
     shapes_splits,
+    split_of,
+    stratified_split,
     train_transforms,
 )
 from imgcls_helpers.synthetic import SHAPES, ShapesDataset, make_shapes
@@ -226,7 +229,8 @@ def cpu_profile(monkeypatch, empty_data_dir):
 
 
 def real_splits():
-    return Splits([], [], ["a", "b"], "CIFAR-10", False)
+    parts = [torch.utils.data.TensorDataset(torch.zeros(2, 1)) for _ in range(3)]
+    return Splits(*parts, ["a", "b"], "CIFAR-10", False)
 
 
 def test_load_dataset_uses_files_already_there(capsys, cpu_profile, monkeypatch):
@@ -268,20 +272,58 @@ def test_load_dataset_imgcls_offline_skips_the_download(capsys, cpu_profile, mon
     assert splits.offline is True
 
 
-def test_shapes_splits_train_and_test_differ():
-    splits = shapes_splits(40, 20, size=16, difficulty="easy", seed=3, eval_transform=identity_b)
-    train, test = splits.train.data, splits.test.data
-    assert (len(train), len(test)) == (40, 20)
+def test_shapes_splits_train_val_and_test_differ():
+    splits = shapes_splits(
+        40, 10, 20, size=16, difficulty="easy", seed=3, eval_transform=identity_b
+    )
+    train, val, test = splits.train.data, splits.val.data, splits.test.data
+    assert (len(train), len(val), len(test)) == (40, 10, 20)
     assert train.images.shape[1:] == (16, 16, 3)
-    train_bytes = {image.tobytes() for image in train.images}
-    assert not any(image.tobytes() in train_bytes for image in test.images)
+    seen = {image.tobytes() for image in train.images}
+    for held_out in (val, test):
+        assert not any(image.tobytes() in seen for image in held_out.images)
+    assert not any(image.tobytes() in {i.tobytes() for i in test.images} for image in val.images)
     assert splits.classes == list(SHAPES) and splits.offline is False
-    assert "easy" in splits.name and "40" in splits.name and "20" in splits.name
-    assert splits.train.transform is None and splits.test.transform is identity_b
-    again = shapes_splits(40, 20, size=16, difficulty="easy", seed=3)
+    assert "easy" in splits.name and "40 train / 10 val / 20 test" in splits.name
+    assert splits.train.transform is None
+    assert splits.val.transform is identity_b and splits.test.transform is identity_b
+    assert [split_of(d) for d in (splits.train, splits.val, splits.test)] == [
+        "train",
+        "val",
+        "test",
+    ]
+    again = shapes_splits(40, 10, 20, size=16, difficulty="easy", seed=3)
     np.testing.assert_array_equal(again.test.data.images, test.images)
-    other = shapes_splits(40, 20, size=16, difficulty="easy", seed=4)
+    other = shapes_splits(40, 10, 20, size=16, difficulty="easy", seed=4)
     assert not np.array_equal(other.train.data.images, train.images)
+
+
+def test_split_labels_are_found_through_loaders_and_subsets():
+    test_set = mark_split(torch.utils.data.TensorDataset(torch.zeros(4, 1)), "test")
+    subset = torch.utils.data.Subset(test_set, [0, 1])
+    assert split_of(torch.utils.data.DataLoader(subset, batch_size=2)) == "test"
+    assert split_of(TensorLoader(torch.zeros(4, 3, 2, 2), torch.zeros(4), split="val")) == "val"
+    assert split_of(TensorLoader(torch.zeros(4, 3, 2, 2), torch.zeros(4))) is None
+    assert split_of([1, 2, 3]) is None
+    with pytest.raises(ValueError, match="'train', 'val' or 'test'"):
+        mark_split(subset, "validation")
+
+
+def test_stratified_split_holds_out_the_same_share_of_every_class():
+    labels = np.repeat(np.arange(4), [40, 20, 20, 20])
+    keep, held_out = stratified_split(labels, 0.1, seed=0)
+    assert sorted(np.concatenate([keep, held_out]).tolist()) == list(range(100))
+    assert np.bincount(labels[held_out]).tolist() == [4, 2, 2, 2]
+    again, _ = stratified_split(labels, 0.1, seed=0)
+    np.testing.assert_array_equal(again, keep)
+
+
+def test_dataset_to_tensors_of_a_subset_is_those_images():
+    shapes = make_shapes(6, size=8, seed=0)
+    subset = torch.utils.data.Subset(ShapesDataset(shapes), [4, 1])
+    images, labels = dataset_to_tensors(subset)
+    expected = torch.from_numpy(shapes.images[[4, 1]]).permute(0, 3, 1, 2)
+    assert torch.equal(images, expected) and labels.tolist() == shapes.labels[[4, 1]].tolist()
 
 
 # --------------------------------------------------------------------------- tensors

@@ -60,3 +60,24 @@ def test_options_override_the_defaults_and_grey_input_is_accepted():
 def test_bad_input_shapes_are_named_in_the_error(shape):
     with pytest.raises(ValueError, match=r"got shape"):
         hog_features(np.zeros(shape, dtype=np.uint8), n_jobs=1)
+
+
+def test_colour_hog_takes_the_strongest_channel_and_keeps_the_length():
+    images = make_shapes(4, size=32, seed=2).images
+    got = hog_features(images, colour=True, n_jobs=1)
+    want = np.stack([hog(image / 255, channel_axis=-1, **HOG_DEFAULTS) for image in images])
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    grey = hog_features(images, n_jobs=1)
+    assert got.shape == grey.shape == (4, hog_length(32, 32))
+    # a red square on a green background of the same grey level (rgb2gray weighs red 0.2125,
+    # green 0.7154): grey sees no edge at all, the colour channels do
+    flat = np.zeros((1, 32, 32, 3))
+    flat[..., 1] = 0.25
+    flat[:, 8:24, 8:24] = (0.25 * 0.7154 / 0.2125, 0, 0)
+    assert np.abs(hog_features(flat, n_jobs=1)).max() < 1e-6
+    assert np.abs(hog_features(flat, colour=True, n_jobs=1)).max() > 0.1
+
+
+def test_colour_hog_needs_colour_images():
+    with pytest.raises(ValueError, match=r"colour HOG needs \(N, H, W, 3\)"):
+        hog_features(np.zeros((2, 32, 32)), colour=True)

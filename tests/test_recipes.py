@@ -28,10 +28,11 @@ def test_full_recipe_builds_and_trains_two_steps_on_cpu(recipe):
     labels = torch.arange(16) % 10
     # Two steps (a one-step one-cycle schedule would sit at its minimum learning rate).
     tiny = recipe.scaled(batch_size=8, epochs=1)  # all else as in the full recipe
-    train_loader, test_loader = tiny.loaders(images, labels, images, labels, device="cpu")
-    assert len(train_loader) == 2
+    loaders = tiny.loaders((images, labels), (images, labels), (images, labels), device="cpu")
+    assert len(loaders.train) == 2
+    assert [data.split_of(loader) for loader in loaders] == ["train", "val", "test"]
     before = [p.detach().clone() for p in model.parameters()]
-    history = tiny.fit(model, train_loader, test_loader, progress=False, verbose=False)
+    history = tiny.fit(model, loaders.train, val_loader=loaders.val, progress=False, verbose=False)
     assert history.epoch == [1]
     assert all(torch.isfinite(torch.tensor(history.train_loss)))
     changed = sum(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))

@@ -37,23 +37,35 @@ def run_python(code: str, env: dict[str, str]) -> str:
 
 
 def test_torchvision_reads_the_dataset_stand_ins_through_the_books_loader(tmp_path):
-    standins.write_cifar10(tmp_path / "data", n_train=50, n_test=20)
+    standins.write_cifar10(tmp_path / "data", n_train=100, n_test=20)
     standins.write_flowers102(tmp_path / "data", per_class=1)
     out = run_python(
         "from imgcls_helpers import data\n"
         "for name in ('cifar10', 'flowers102'):\n"
         "    s = data.load_dataset(name)\n"
         "    image, label = s.train[0]\n"
-        "    print(s.name, len(s.train), len(s.test), len(s.classes), image.size, label)\n",
+        "    roles = [data.split_of(d) for d in (s.train, s.val, s.test)]\n"
+        "    print(s.name, len(s.train), len(s.val), len(s.test), len(s.classes), *roles,\n"
+        "          image.size, label)\n"
+        "    if name == 'cifar10':\n"
+        "        keep, held = set(s.train.indices), set(s.val.indices)\n"
+        "        _, val_labels = data.dataset_to_tensors(s.val)\n"
+        "        print('disjoint', not keep & held, 'covers', len(keep | held),\n"
+        "              'per class', sorted(set(val_labels.bincount().tolist())))\n",
         rehearsal_env(tmp_path),
     )
     assert "OFFLINE STAND-IN" not in out
     lines = out.strip().splitlines()
-    assert lines[0].startswith("CIFAR-10 50 20 10 (32, 32)")
-    # Flowers-102: train + val (one image per class each), test, 102 classes, a JPEG
-    # about 500 pixels on its short side
-    name, n_train, n_test, n_classes, *size = lines[1].split(" ")[:6]
-    assert (name, n_train, n_test, n_classes) == ("Flowers-102", "204", "102", "102")
+    # CIFAR-10 has no validation split: a stratified tenth of the training files, one image
+    # of each class here, never also a training image
+    assert lines[0].startswith("CIFAR-10 90 10 20 10 train val test (32, 32)")
+    assert lines[1] == "disjoint True covers 100 per class [1]"
+    # Flowers-102: its own train, val and test (one image per class each), 102 classes, a
+    # JPEG about 500 pixels on its short side
+    name, n_train, n_val, n_test, n_classes, *roles_and_size = lines[2].split(" ")[:10]
+    assert (name, n_train, n_val, n_test, n_classes) == ("Flowers-102", "102", "102", "102", "102")
+    assert roles_and_size[:3] == ["train", "val", "test"]
+    size = roles_and_size[3:5]
     assert min(int(size[0].strip("(,")), int(size[1].strip(")"))) >= 480
 
 
