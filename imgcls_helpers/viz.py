@@ -1,5 +1,5 @@
 """Figures the chapters draw again and again: image grids, learning curves, class scores,
-confusion matrices and reliability diagrams.
+confusion matrices and reliability diagrams; and :func:`markdown_table` for their tables.
 
 Each function returns the matplotlib ``Figure`` so a notebook can show it, tweak it or save it.
 """
@@ -7,7 +7,7 @@ Each function returns the matplotlib ``Figure`` so a notebook can show it, tweak
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -253,3 +253,24 @@ def show_attention(
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def markdown_table(header: Iterable[str], rows: Iterable, *, digits: int = 3) -> str:
+    """A Markdown table with one line per row; show it with ``IPython.display.Markdown``.
+
+    Each row is a sequence of cells in ``header`` order, or a mapping from column name to
+    cell (extra keys are ignored). Floats get ``digits`` decimals; anything else, such as a
+    string you formatted yourself, is shown with ``str``.
+    """
+    header = list(header)
+
+    def cell(value) -> str:
+        return f"{value:.{digits}f}" if isinstance(value, float | np.floating) else str(value)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        values = [row[c] for c in header] if isinstance(row, Mapping) else list(row)
+        if len(values) != len(header):
+            raise ValueError(f"a row has {len(values)} cells for {len(header)} columns")
+        lines.append("| " + " | ".join(cell(v) for v in values) + " |")
+    return "\n".join(lines)

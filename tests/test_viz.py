@@ -15,7 +15,12 @@ from PIL import Image  # noqa: E402
 
 from imgcls_helpers.data import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from imgcls_helpers.train import History  # noqa: E402
-from imgcls_helpers.viz import plot_history, plot_probabilities, show_images  # noqa: E402
+from imgcls_helpers.viz import (  # noqa: E402
+    markdown_table,
+    plot_history,
+    plot_probabilities,
+    show_images,
+)
 
 CLASSES = ["cat", "dog", "fox", "owl"]
 
@@ -281,3 +286,29 @@ def test_show_attention_overlays_a_stretched_heatmap_on_each_image():
     assert suptitle(fig) == "rollout"
     with pytest.raises(ValueError, match="heatmaps"):
         show_attention(images, heat[:2])
+
+
+def test_markdown_table_rows_as_sequences_or_mappings_give_the_same_table():
+    header = ["model", "accuracy", "images"]
+    as_lists = markdown_table(header, [("cnn", 0.81234, 400), ("svm", np.float32(0.5), 12)])
+    as_dicts = markdown_table(
+        header,
+        [
+            {"images": 400, "model": "cnn", "accuracy": 0.81234, "unused": 1.0},
+            {"model": "svm", "accuracy": np.float32(0.5), "images": 12},
+        ],
+    )
+    assert as_lists == as_dicts
+    assert as_lists.splitlines() == [
+        "| model | accuracy | images |",
+        "|---|---|---|",
+        "| cnn | 0.812 | 400 |",
+        "| svm | 0.500 | 12 |",
+    ]
+
+
+def test_markdown_table_digits_apply_to_floats_only_and_short_rows_are_refused():
+    table = markdown_table(("x", "note"), [(1 / 3, "0.5 ± 0.1"), (2, True)], digits=1)
+    assert table.splitlines()[2:] == ["| 0.3 | 0.5 ± 0.1 |", "| 2 | True |"]
+    with pytest.raises(ValueError, match="1 cells for 2 columns"):
+        markdown_table(["a", "b"], [[1.0]])
