@@ -100,9 +100,11 @@ def _torchvision_resnet50(num_classes: int) -> nn.Module:
 # Chapter 4: a recipe as the tutorials give it, and a fast modern one.
 RESNET50_SEED = Recipe(
     "ResNet-50 (ImageNet stem), SGD",
-    "AI Online Course, 'Hands-on Image Classification in Computer Vision': torchvision "
-    "ResNet-50 from scratch, SGD lr 0.01, momentum 0.9, "
-    "weight decay 1e-4, batch 128, 80 epochs, RandomCrop(32, padding=4) + flip",
+    "AI Online Course, 'Hands-on Image Classification in Computer Vision' (https://www."
+    "aionlinecourse.com/tutorial/computer-vision/hands-on-image-classification-in-computer-"
+    "vision): torchvision ResNet-50 from scratch, SGD lr 0.01, momentum 0.9, weight decay "
+    "1e-4, batch 128, 80 epochs, RandomCrop(32, padding=4); its comment also promises the "
+    "random flip its code leaves out, which we add",
     _torchvision_resnet50,
     epochs=80,
     batch_size=128,
