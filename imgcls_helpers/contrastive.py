@@ -115,7 +115,7 @@ def train_contrastive(
     """Train on matching (image, caption-token) pairs with AdamW; return the loss per step.
 
     ``images`` are normalised floats (N, 3, H, W) on the model's device. The logit scale is
-    clamped to at most 100, as CLIP does, so the temperature cannot collapse to zero.
+    clamped to at most 100, as CLIP does, to keep training stable.
     Honours ``IMGCLS_FAST_DEV_RUN`` (:func:`~imgcls_helpers.train.fast_dev_run`) like ``fit``.
     """
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
