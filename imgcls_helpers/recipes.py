@@ -51,9 +51,10 @@ class Recipe:
         """A copy with some fields changed, e.g. fewer epochs for the smoke profile."""
         return dataclasses.replace(self, **changes)
 
-    def loaders(self, train: tuple, val: tuple, test: tuple, device=None) -> Loaders:
+    def loaders(self, train: tuple, val: tuple, test: tuple, device=None, seed: int = 0) -> Loaders:
         """In-memory loaders for ``(uint8 images, labels)`` pairs: the training one shuffled
-        and augmented, validation and test ones plain and labelled with their split."""
+        (in an order drawn with ``seed``) and augmented, validation and test ones plain, and
+        each labelled with its split."""
         common = {"mean": self.mean, "std": self.std, "device": device}
         images, labels = train
         train_loader = data.TensorLoader(
@@ -64,6 +65,7 @@ class Recipe:
             augment=self.augment,
             drop_last=len(labels) > self.batch_size,
             split="train",
+            seed=seed,
             **common,
         )
         val_loader = data.TensorLoader(*val, batch_size=512, split="val", **common)

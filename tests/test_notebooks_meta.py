@@ -139,3 +139,14 @@ def test_the_test_split_check_catches_a_test_loader(tmp_path):
                 test_no_chapter_selects_on_the_test_split(path)
         else:
             test_no_chapter_selects_on_the_test_split(path)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_a_chapter_ends_with_its_references(path):
+    """The last cell is a References section that links to what the chapter draws on."""
+    last = cells(path)[-1]
+    text = source(last)
+    assert last["cell_type"] == "markdown" and re.match(r"#+ .*references", text, re.I), (
+        f"{path.name}: the last cell should be the References section"
+    )
+    assert len(re.findall(r"\]\(https?://", text)) >= 3, f"{path.name}: too few links"

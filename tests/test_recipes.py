@@ -95,3 +95,16 @@ def test_transfer_recipe_rejects_learning_rates_for_groups_it_would_not_train():
     bad = dataclasses.replace(FLOWERS_RESNET50, finetune_lrs=typo)
     with pytest.raises(ValueError, match="layer5"):
         bad.finetune_optimizer(FLOWERS_RESNET50.build(3, pretrained=False).model)
+
+
+def test_loaders_shuffle_in_an_order_drawn_with_the_seed():
+    images = torch.arange(64, dtype=torch.uint8).view(64, 1, 1, 1).expand(64, 3, 2, 2)
+    labels = torch.arange(64)
+    pair = (images, labels)
+    recipe = RESNET18_FAST.scaled(batch_size=64, augment=None)
+
+    def order(seed):
+        return next(iter(recipe.loaders(pair, pair, pair, device="cpu", seed=seed).train))[1]
+
+    assert torch.equal(order(0), order(0))
+    assert not torch.equal(order(0), order(1))
