@@ -124,3 +124,33 @@ def test_a_one_shot_probe_of_many_classes_fits_without_a_warning(recwarn):
     accuracy = zeroshot.linear_probe(features, labels, features, labels)
     assert accuracy == 1.0  # it still fits: every training example is classified right
     assert not [w for w in recwarn if "unique classes" in str(w.message)]
+
+
+class _Stop(Exception):
+    pass
+
+
+@pytest.mark.parametrize(("profile", "expected"), [("smoke", "1"), ("cpu", None)])
+def test_load_clip_tells_the_hub_it_is_offline_before_open_clip_asks(
+    monkeypatch, profile, expected
+):
+    """huggingface_hub reads HF_HUB_OFFLINE when open_clip imports it; offline, load_clip must
+    have set it by then (else a doomed download is retried for 30 s), and online it must not."""
+    import os
+    import sys
+    import types
+
+    seen = {}
+
+    def get_pretrained_cfg(name, pretrained):
+        seen["HF_HUB_OFFLINE"] = os.environ.get("HF_HUB_OFFLINE")
+        raise _Stop
+
+    monkeypatch.setenv("IMGCLS_PROFILE", profile)
+    monkeypatch.delenv("IMGCLS_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    fake = types.SimpleNamespace(get_pretrained_cfg=get_pretrained_cfg)
+    monkeypatch.setitem(sys.modules, "open_clip", fake)
+    with pytest.raises(_Stop):
+        zeroshot.load_clip()
+    assert seen["HF_HUB_OFFLINE"] == expected
