@@ -30,6 +30,8 @@ COLOURS = {
 def canvas(width: float, height: float) -> tuple[Figure, Axes]:
     """A blank figure of ``width`` x ``height`` inches whose axes count in inches too."""
     fig, ax = plt.subplots(figsize=(width, height))
+    # the axes fill the figure, so one axes unit is one inch
+    fig.subplots_adjust(left=0, right=1, bottom=0, top=1)
     ax.set_xlim(0, width)
     ax.set_ylim(0, height)
     ax.set_aspect("equal")
@@ -119,7 +121,6 @@ def two_conv_net(num_classes: int = 10, image_size: int = 32, in_channels: int =
         ],
     ]
     fig, ax = canvas(8, 2.55)
-    fig.subplots_adjust(left=0, right=1, bottom=0, top=1)
     w, h, step = 1.42, 0.55, 1.6
     ys = (2.05, 0.75)
     ends = []
@@ -152,7 +153,6 @@ def _block(main: list[tuple[str, str]], shortcut: str | None, inputs: str, outpu
     x, side, step, h, w = 1.3, 3.85, 0.52, 0.32, 2.3
     height = (len(main) + 3) * step + h / 2 + 0.35
     fig, ax = canvas(5.0, height)
-    fig.subplots_adjust(left=0, right=1, bottom=0, top=1)
     y = height - 0.25
     box(ax, x, y, inputs, kind="data", w=w, h=h)
     fork = y
@@ -259,7 +259,6 @@ def hog_layout(
     per_block = block * block * bins
 
     fig, ax = canvas(8, 3.9)
-    fig.subplots_adjust(left=0, right=1, bottom=0, top=1)
     # The image on the left, 2.6 inches along its longer side; pixel (r, c) has its top-left
     # corner at (left + c * px, top - r * px).
     px = 2.6 / max(height, width)
@@ -331,7 +330,6 @@ def augmentation_pipeline() -> Figure:
     (chapter 6): a training batch passes every hook, a validation or test batch only the
     normalisation. Yellow boxes draw something at random."""
     fig, ax = canvas(8, 2.4)
-    fig.subplots_adjust(left=0, right=1, bottom=0, top=1)  # one axes unit = one inch
     w, h, gap = 1.25, 0.55, 0.35
     columns = [0.3 + w / 2 + i * (w + gap) for i in range(5)]
     steps = [
@@ -370,7 +368,6 @@ def patch_embedding(image_size: int = 32, patch_size: int = 4, dim: int = 16) ->
     side = image_size // patch_size
     n, numbers = side * side, 3 * patch_size * patch_size
     fig, ax = canvas(7.2, 4.4)
-    fig.subplots_adjust(left=0, right=1, bottom=0, top=1)
     x, w, h, step = 3.2, 3.1, 0.42, 0.62
     main = [
         (f"image: 3 × {image_size} × {image_size}", "data"),
@@ -421,7 +418,6 @@ def comparison_protocol(seeds: int = 3, epochs: int = 4) -> Figure:
     ``C``) on the validation split, score the test split once, one result per run; the
     runs of all seeds are summarised as mean ± standard deviation."""
     fig, ax = canvas(8, 2.3)
-    fig.subplots_adjust(left=0, right=1, bottom=0, top=1)
     w, h, top, bottom = 1.4, 0.6, 1.45, 0.45
     xs = [0.8 + 1.6 * i for i in range(5)]
     steps = [
@@ -474,7 +470,6 @@ def transfer_strategies(
     step, w, h = 1.0, 0.88, 0.42
     x0 = 8 - 0.2 - w / 2 - step * (n - 1)
     fig, ax = canvas(8, 3.6)
-    fig.subplots_adjust(left=0, right=1, bottom=0, top=1)
     note = {"fontsize": 8, "color": "#444444"}
     ax.text(x0 - w / 2, 3.42, "input  →", ha="left", va="center", **note)
     ax.text(x0 + step * (n - 1) + w / 2, 3.42, "→  head", ha="right", va="center", **note)
