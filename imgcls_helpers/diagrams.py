@@ -146,10 +146,17 @@ def two_conv_net(num_classes: int = 10, image_size: int = 32, in_channels: int =
     return fig
 
 
-def _block(main: list[tuple[str, str]], shortcut: str | None, inputs: str, outputs: str) -> Figure:
+def _block(main: list[tuple[str, str]], in_channels: int, out_channels: int, stride: int) -> Figure:
     """A residual block drawn top to bottom: the ``main`` boxes (label, kind), then the
-    addition and the final ReLU; the shortcut runs down the right, through a projection box
-    labelled ``shortcut`` or, when that is None, as the identity."""
+    addition and the final ReLU; the shortcut runs down the right, as the identity when the
+    shape is unchanged, else through a 1x1 projection (as in :mod:`imgcls_helpers.resnet`)."""
+    shrink = "/2" if stride == 2 else ""
+    inputs, outputs = f"x: {in_channels} × H × W", f"{out_channels} × H{shrink} × W{shrink}"
+    shortcut = None
+    if stride != 1 or in_channels != out_channels:
+        shortcut = (
+            f"1×1 conv, {in_channels}→{out_channels}{_stride_note(stride)}\n+ BN (projection)"
+        )
     x, side, step, h, w = 1.3, 3.85, 0.52, 0.32, 2.3
     height = (len(main) + 3) * step + h / 2 + 0.35
     fig, ax = canvas(5.0, height)
@@ -187,47 +194,33 @@ def _block(main: list[tuple[str, str]], shortcut: str | None, inputs: str, outpu
     return fig
 
 
+def _stride_note(stride: int) -> str:
+    return f", stride {stride}" if stride != 1 else ""
+
+
 def basic_block(in_channels: int = 64, channels: int = 64, stride: int = 1) -> Figure:
     """ResNet's basic block (ResNet-18/34) with its channel counts and its shortcut."""
-    projection = stride != 1 or in_channels != channels
-    shrink = "/2" if stride == 2 else ""
-    stride_note = f", stride {stride}" if stride != 1 else ""
     main = [
-        (f"3×3 conv, {in_channels}→{channels}{stride_note}", "conv"),
+        (f"3×3 conv, {in_channels}→{channels}{_stride_note(stride)}", "conv"),
         ("BN, ReLU", "norm"),
         (f"3×3 conv, {channels}→{channels}", "conv"),
         ("BN", "norm"),
     ]
-    shortcut = f"1×1 conv, {in_channels}→{channels}{stride_note}\n+ BN (projection)"
-    return _block(
-        main,
-        shortcut if projection else None,
-        f"x: {in_channels} × H × W",
-        f"{channels} × H{shrink} × W{shrink}",
-    )
+    return _block(main, in_channels, channels, stride)
 
 
 def bottleneck_block(in_channels: int = 256, channels: int = 64, stride: int = 1) -> Figure:
     """ResNet's bottleneck block (ResNet-50 and deeper): 1×1 reduce, 3×3, 1×1 expand by 4."""
     out_channels = 4 * channels
-    projection = stride != 1 or in_channels != out_channels
-    shrink = "/2" if stride == 2 else ""
-    stride_note = f", stride {stride}" if stride != 1 else ""
     main = [
         (f"1×1 conv, {in_channels}→{channels} (reduce)", "conv"),
         ("BN, ReLU", "norm"),
-        (f"3×3 conv, {channels}→{channels}{stride_note}", "conv"),
+        (f"3×3 conv, {channels}→{channels}{_stride_note(stride)}", "conv"),
         ("BN, ReLU", "norm"),
         (f"1×1 conv, {channels}→{out_channels} (expand)", "conv"),
         ("BN", "norm"),
     ]
-    shortcut = f"1×1 conv, {in_channels}→{out_channels}{stride_note}\n+ BN (projection)"
-    return _block(
-        main,
-        shortcut if projection else None,
-        f"x: {in_channels} × H × W",
-        f"{out_channels} × H{shrink} × W{shrink}",
-    )
+    return _block(main, in_channels, out_channels, stride)
 
 
 # Chapter 2: HOG's cells and blocks.
