@@ -188,9 +188,10 @@ class TransferRecipe:
 
 FLOWERS_RESNET50 = TransferRecipe(
     "ResNet-50 (ImageNet weights) on Flowers-102",
-    "per-depth learning rates from the guide 'The Story That Explains Image Classification' "
-    "(Adam: layer1 1e-5, layer2 "
-    "1e-5, layer3 3e-5, layer4 1e-4, fc 1e-3; the stem stays frozen), cosine schedule; "
+    "per-depth (discriminative) learning rates, as in ULMFiT (Howard & Ruder, 2018, "
+    "https://arxiv.org/abs/1801.06146), with the values of the web guide 'The Story That "
+    "Explains Image Classification' (Adam: layer1 1e-5, layer2 1e-5, layer3 3e-5, layer4 "
+    "1e-4, fc 1e-3; the stem stays frozen), cosine schedule; "
     "224 x 224 crops, batch 32",
     "resnet50",
     image_size=224,
