@@ -231,36 +231,48 @@ def _plus_minus(mean: float, sd: float, runs: int, digits: int) -> str:
     return f"{mean:.{digits}f}" if runs == 1 else f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 
-def markdown_table(results: Sequence[Result]) -> str:
-    """The runs as a Markdown table, one row per approach (display it with
-    ``IPython.display.Markdown``): mean ± standard deviation over the seeds."""
-    header = [
-        "approach",
-        "runs",
-        "top-1",
-        "macro-F1",
-        "training (s)",
-        "pretraining (s)",
-        "inference (ms / image)",
-        "parameters (fitted here)",
-        "budget",
-        "note",
-    ]
+def markdown_table(results: Sequence[Result], part: str = "scores") -> str:
+    """The runs as a Markdown table, one row per approach, mean ± standard deviation over the
+    seeds (display it with ``IPython.display.Markdown``).
+
+    ``part="scores"``: what each approach reached, with its budget; ``part="costs"``: what it
+    cost (time, parameters). Two tables, because ten columns do not fit a page.
+    """
+    if part not in ("scores", "costs"):
+        raise ValueError(f"part must be 'scores' or 'costs', not {part!r}")
+    header = {
+        "scores": ["approach", "runs", "top-1", "macro-F1", "budget"],
+        "costs": [
+            "approach",
+            "training (s)",
+            "pretraining (s)",
+            "inference (ms / image)",
+            "parameters (fitted here)",
+            "note",
+        ],
+    }[part]
     rows = []
     for s in summarize(results):
+        if part == "scores":
+            rows.append(
+                [
+                    s.name,
+                    "1 (no randomness)" if s.deterministic else f"{s.runs} seeds",
+                    _plus_minus(s.accuracy, s.accuracy_sd, s.runs, 3),
+                    _plus_minus(s.macro_f1, s.macro_f1_sd, s.runs, 3),
+                    s.budget,
+                ]
+            )
+            continue
         frozen = s.trainable != s.parameters
         per_image = s.infer_seconds_per_image
         rows.append(
             [
                 s.name,
-                "1 (no randomness)" if s.deterministic else f"{s.runs} seeds",
-                _plus_minus(s.accuracy, s.accuracy_sd, s.runs, 3),
-                _plus_minus(s.macro_f1, s.macro_f1_sd, s.runs, 3),
                 _plus_minus(s.train_seconds, s.train_seconds_sd, s.runs, 1),
                 "not timed here" if s.pretrain_seconds is None else f"{s.pretrain_seconds:.1f}",
                 "" if per_image is None else f"{1000 * per_image:.3f}",
                 f"{s.parameters:,}" + (f" ({s.trainable:,})" if frozen else ""),
-                s.budget,
                 s.note,
             ]
         )

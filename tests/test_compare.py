@@ -155,12 +155,18 @@ def test_markdown_table_has_a_row_per_approach_with_mean_and_sd():
         _run("a", 0.7, 1),
         _run("b", 0.9, None, parameters=1000, trainable=10, pretrain_seconds=None),
     ]
-    table = compare.markdown_table(results).splitlines()
-    assert len(table) == 2 + 2
-    assert all(line.count("|") == table[0].count("|") for line in table)
-    cells = [c.strip() for c in table[2].split("|")[1:-1]]
-    assert cells[:5] == ["a", "2 seeds", "0.600 ± 0.141", "0.500 ± 0.141", "2.0 ± 0.0"]
-    assert cells[6] == "1.000"
-    cells = [c.strip() for c in table[3].split("|")[1:-1]]
+    scores = compare.markdown_table(results).splitlines()
+    costs = compare.markdown_table(results, part="costs").splitlines()
+    for table in (scores, costs):
+        assert len(table) == 2 + 2
+        assert all(line.count("|") == table[0].count("|") for line in table)
+    cells = [c.strip() for c in scores[2].split("|")[1:-1]]
+    assert cells[:4] == ["a", "2 seeds", "0.600 ± 0.141", "0.500 ± 0.141"]
+    cells = [c.strip() for c in scores[3].split("|")[1:-1]]
     assert cells[1:3] == ["1 (no randomness)", "0.900"]
-    assert cells[5:8] == ["not timed here", "", "1,000 (10)"]
+    cells = [c.strip() for c in costs[2].split("|")[1:-1]]
+    assert cells[:2] == ["a", "2.0 ± 0.0"] and cells[3] == "1.000"
+    cells = [c.strip() for c in costs[3].split("|")[1:-1]]
+    assert cells[2:5] == ["not timed here", "", "1,000 (10)"]
+    with pytest.raises(ValueError, match="'scores' or 'costs'"):
+        compare.markdown_table(results, part="all")
