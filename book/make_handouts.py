@@ -1,10 +1,10 @@
 """Write lab handouts: every chapter without its solutions, ready to give to students.
 
-A chapter's exercises each have a student cell (the answer starts as ``None`` and a check
-prints NOT YET / TRY AGAIN / PASS) and a solution cell tagged ``solution``, introduced by a
-short "**Solution.**" note. The handout keeps everything but those two, so the checks still
-run for the students. Run ``make handouts``; the files go to ``handouts/labNN.ipynb``.
-Only nbformat is needed (it comes with Jupyter).
+A chapter's exercises each have a student cell (the answer starts as ``None`` and
+``labs.check`` prints NOT YET / TRY AGAIN / PASS) and a solution cell tagged ``solution``,
+introduced by a short "**Solution.**" note. The handout (``imgcls_helpers.grade.handout``,
+which the grader compares submissions with) keeps everything but those two, so the checks
+still run for the students. Run ``make handouts``; the files go to ``handouts/labNN.ipynb``.
 """
 
 from __future__ import annotations
@@ -14,26 +14,9 @@ from pathlib import Path
 
 import nbformat
 
+from imgcls_helpers.grade import handout
+
 ROOT = Path(__file__).resolve().parents[1]
-SOLUTION_NOTE = "**Solution.**"
-
-
-def handout(chapter: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """A copy of ``chapter`` without solution cells and the notes that announce them."""
-    kept = []
-    for cell in chapter.cells:
-        if "solution" in cell.metadata.get("tags", []):
-            if (
-                kept
-                and kept[-1].cell_type == "markdown"
-                and kept[-1].source.startswith(SOLUTION_NOTE)
-            ):
-                kept.pop()
-            continue
-        kept.append(cell)
-    result = nbformat.from_dict(chapter)
-    result.cells = kept
-    return result
 
 
 def main(out_dir: Path) -> None:
