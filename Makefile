@@ -10,7 +10,7 @@ export IMGCLS_PROFILE ?= smoke
 # Progress bars are for people watching; in tests and the built book they are noise.
 export TQDM_DISABLE ?= 1
 
-.PHONY: test book site lint unit notebooks rehearse coverage colab-check sync-url handouts clean
+.PHONY: test book site lint unit notebooks rehearse coverage colab-check sync-url handouts otter clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -88,6 +88,11 @@ sync-url: $(STAMP)
 ## make handouts: every chapter without its solutions, in handouts/labNN.ipynb
 handouts: $(STAMP)
 	$(BIN)/python book/make_handouts.py
+
+## make otter: every chapter as an Otter-Grader assignment (otter/labNN: the master notebook,
+# and the student notebook and Gradescope autograder zip that `otter assign` writes in dist/)
+otter: $(STAMP)
+	$(BIN)/python book/make_otter.py
 
 clean:
 	rm -rf book/_build .pytest_cache
