@@ -1,6 +1,6 @@
 """Time ``imgcls-grade`` on a class of crafted submissions of one chapter.
 
-    .venv/bin/python rehearsal/grade_class.py --chapter 1 --count 30 --cell-timeout 60
+    .venv/bin/python -m rehearsal.grade_class --chapter 1 --count 30 --cell-timeout 60
 
 The class goes round every kind of submission in ``rehearsal/submissions.py`` (correct,
 partly correct, printed PASS, redefined checks, wrong types, a missing variable, an endless

@@ -143,3 +143,14 @@ def test_no_chapter_uses_the_old_checks():
         text = path.read_text()
         for old in ("check_close", "check_equal", "check_shape", "check_true"):
             assert old not in text, f"{path.name} still calls checks.{old}"
+
+
+def test_the_instructor_guide_lists_every_exercise_with_its_points():
+    guide = (ROOT / "book/instructors.md").read_text()
+    for path in CHAPTERS:
+        number = int(path.name[:2])
+        exercises = labs.exercises(number)
+        total = sum(e.points for e in exercises)
+        assert f"**Exercises** ({len(exercises)}, {total} points)" in guide, path.name
+        for ex in exercises:
+            assert f"| {ex.id} {ex.title} | {ex.points} |" in guide, ex.id
