@@ -76,6 +76,16 @@ class Verdict:
 
 STATUSES = ("correct", "incorrect", "not attempted", "missing", "forbidden call")
 
+PARAMETER_COUNTERS = (
+    "count_parameters",
+    "numel",
+    "nelement",
+    "parameters",
+    "named_parameters",
+    "state_dict",
+)
+"""What an exercise that says "count the parameters by hand" forbids."""
+
 
 def exercises(chapter: int) -> list[Exercise]:
     """The exercises of a chapter, in order (imported on demand: no import cycle)."""

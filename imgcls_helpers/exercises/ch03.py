@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import CIFAR10_MEAN, CIFAR10_STD, TensorLoader
-from ..labs import Exercise, as_array, close, is_integer
+from ..labs import PARAMETER_COUNTERS, Exercise, as_array, close, is_integer
 from ..models import TwoConvNet
 
 
@@ -239,16 +239,7 @@ EXERCISES = [
         _conv2_params,
         "the number equals the size of a real Conv2d(6, 16, 5)'s weight and bias; parameters "
         "may not be counted by code, nor the layer's tensors read",
-        forbidden=(
-            "numel",
-            "nelement",
-            "count_parameters",
-            "parameters",
-            "named_parameters",
-            "state_dict",
-            "weight",
-            "bias",
-        ),
+        forbidden=(*PARAMETER_COUNTERS, "weight", "bias"),
     ),
     Exercise(
         "3.3",

@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from .. import config, resnet
-from ..labs import Exercise, close, is_integer
+from ..labs import PARAMETER_COUNTERS, Exercise, close, is_integer
 
 
 def _n_params(module: nn.Module) -> int:
@@ -246,14 +246,7 @@ EXERCISES = [
         _basic_block_params,
         "the number equals the parameter count of resnet.BasicBlock(64, 128, stride=2); "
         "no call may count parameters",
-        forbidden=(
-            "count_parameters",
-            "numel",
-            "parameters",
-            "named_parameters",
-            "state_dict",
-            "measure",
-        ),
+        forbidden=(*PARAMETER_COUNTERS, "measure"),
     ),
     Exercise(
         "4.3",

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from .. import config, data, metrics, resnet, train, transfer
-from ..labs import Exercise, close, digest, is_integer
+from ..labs import PARAMETER_COUNTERS, Exercise, close, digest, is_integer
 
 
 @functools.cache
@@ -203,13 +203,7 @@ EXERCISES = [
         _head_count,
         "the number equals the trainable parameters of EfficientNet-B0 for 37 classes after "
         "freeze and unfreeze(last=1); no call may count parameters",
-        forbidden=(
-            "count_parameters",
-            "numel",
-            "parameters",
-            "named_parameters",
-            "state_dict",
-        ),
+        forbidden=PARAMETER_COUNTERS,
     ),
     Exercise(
         "5.2",
