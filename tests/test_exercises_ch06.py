@@ -190,3 +190,17 @@ def test_hints_do_not_give_the_answer(context, all_cases):
                 assert f"{float(case.solution[0]):.3f}" not in verdict.message
             if exercise_id == "6.5":
                 assert f"{case.solution[0]:.2f}" not in verdict.message
+
+
+def test_runs_that_end_close_together_are_not_taken_for_swapped_answers(context, monkeypatch):
+    """With one batch of training (a fast dev run) the two runs end within the tolerance of
+    each other: the right answers must still pass, not get the "swapped" hint."""
+    monkeypatch.setenv("IMGCLS_FAST_DEV_RUN", "1")
+    mixup = v2.MixUp(alpha=1.0, num_classes=context["num_classes"])
+    conf_plain, acc_plain = _confidence_and_accuracy(short_run(context))
+    conf_mixup, acc_mixup = _confidence_and_accuracy(short_run(context, mixup))
+    plain, mixed = conf_plain - acc_plain, conf_mixup - acc_mixup
+    assert abs(plain - mixed) < 0.03
+    exercise = labs.exercise("6.5")
+    answers = {"overconfidence_plain": plain, "overconfidence_mixup": mixed}
+    assert labs.verdict(exercise, answers, context).status == "correct"
