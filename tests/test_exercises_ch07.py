@@ -212,3 +212,25 @@ def test_ece_hints(context):
     true_class = (abs(1 - 0.9) + abs(0 - 0.45) + abs(1 - 0.7)) / 3
     message = labs.verdict(exercise, {"ece_ex4": true_class}, other).message
     assert "largest probability" in message
+
+
+def test_a_nearly_flat_loss_still_accepts_the_best_temperature():
+    """A network trained on one batch (a fast dev run) gives nearly equal logits: L-BFGS in
+    fit_temperature stops where it starts, T = 1, though another T has a lower loss. A
+    search that finds that lower loss must pass."""
+    generator = torch.Generator().manual_seed(3)
+    logits = 0.02 * torch.randn(400, 10, generator=generator)
+    targets = torch.randint(0, 10, (400,), generator=generator)
+    flat = metrics.Predictions(logits, targets)
+    assert metrics.fit_temperature(logits, targets) == pytest.approx(1.0, abs=1e-3)
+    assert F.cross_entropy(logits / fit_t(logits, targets), targets) < F.cross_entropy(
+        logits, targets
+    )
+    context = {"val_pred": flat, "train_pred": flat, "test_pred": flat}
+    answers = {
+        "fit_t": fit_t,
+        "ece_t_val": _ece(flat, fit_t(logits, targets)),
+        "ece_t_train": _ece(flat, fit_t(logits, targets)),
+    }
+    verdict = labs.verdict(labs.exercise("7.5"), answers, context)
+    assert verdict.status == "correct", verdict.message

@@ -71,7 +71,7 @@ def test_grading_a_class_of_crafted_submissions(tmp_path):
     assert len(written) == len(EXPECTED)
     out = tmp_path / "grades.csv"
     command = [sys.executable, "-m", "imgcls_helpers.grade", str(folder), "--chapter", "1"]
-    command += ["--out", str(out), "--cell-timeout", "60", "--jobs", "2"]
+    command += ["--out", str(out), "--cell-timeout", "45", "--jobs", "2"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=1500)
     assert done.returncode == 0, done.stderr[-2000:]
     with open(out) as file:
