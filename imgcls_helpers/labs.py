@@ -168,8 +168,7 @@ def verdict(
             f"`{missing[0]}` is not defined: did its cell run without an error?",
         )
     if all(_unanswered(v) for v in values):
-        names = ", ".join(f"`{n}`" for n in exercise.answers)
-        return Verdict(exercise, "not attempted", f"replace None in {names} with your answer")
+        return Verdict(exercise, "not attempted", "replace None with your answer")
     unset = [n for n, v in zip(exercise.answers, values, strict=True) if _unanswered(v)]
     if unset:
         return Verdict(exercise, "incorrect", f"`{unset[0]}` is still None")
