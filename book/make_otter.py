@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import yaml
 
 from imgcls_helpers import labs
 from imgcls_helpers.grade import SOLUTION_NOTE
@@ -53,8 +54,12 @@ _verdict = imgcls_helpers.labs.review("{id}", globals())
 assert _verdict.status == "correct", f"{{_verdict.status}}: {{_verdict.message}}"
 '''
 
-# What Gradescope installs before grading: the book's helpers (and so torch) from its repository.
-REQUIREMENTS = "imgcls-helpers @ git+https://github.com/imgcls-book/imgcls-book\n"
+
+def requirements() -> str:
+    """What Gradescope installs before grading: the book's helpers (and so torch), from the
+    repository named in book/_config.yml, the URL's one source (see sync_repository_url.py)."""
+    config = yaml.safe_load((ROOT / "book" / "_config.yml").read_text())
+    return f"imgcls-helpers @ git+{config['repository']['url']}\n"
 
 
 def _raw(text: str) -> nbformat.NotebookNode:
@@ -119,7 +124,7 @@ def export(chapter_path: Path, out_dir: Path, *, assign: bool = True) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / f"lab{number:02d}.ipynb"
     nbformat.write(master(nbformat.read(chapter_path, as_version=4), number), target)
-    (out_dir / "requirements.txt").write_text(REQUIREMENTS)
+    (out_dir / "requirements.txt").write_text(requirements())
     if assign:
         otter = Path(sys.executable).with_name("otter")
         subprocess.run(

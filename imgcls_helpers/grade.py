@@ -46,7 +46,6 @@ from . import labs
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTION_NOTE = "**Solution.**"
 FIELDS = ("student", "chapter", "exercise", "points", "max_points", "status", "message")
-SUBMISSION_STATUSES = ("invalid notebook", "wrong chapter", "kernel died", "timeout")
 
 
 def handout(chapter: nbformat.NotebookNode) -> nbformat.NotebookNode:
