@@ -8,6 +8,7 @@ Every dataset yields ``(PIL image, label)`` and has ``.classes``, so one transfo
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -338,14 +339,36 @@ class TensorLoader:
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.augment, self.image_transform = augment, image_transform
         self.generator = torch.Generator().manual_seed(seed)
+        self.rank, self.world, self.pad = 0, 1, False
+
+    def shard(self, rank: int, world: int, *, pad: bool) -> TensorLoader:
+        """This loader for process ``rank`` of ``world`` (``torchrun``): every process walks
+        the same order (one seed) and keeps every ``world``-th image, as ``DistributedSampler``
+        does. ``pad`` wraps around so that all get the same number of images (training)."""
+        part = copy.copy(self)
+        part.rank, part.world, part.pad = rank, world, pad
+        part.generator = torch.Generator().manual_seed(self.generator.initial_seed())
+        return part
+
+    def _size(self) -> int:
+        """How many images this process sees per epoch."""
+        n = len(self.labels)
+        if self.world == 1:
+            return n
+        return -(-n // self.world) if self.pad else len(range(self.rank, n, self.world))
 
     def __len__(self) -> int:
-        n, b = len(self.labels), self.batch_size
+        n, b = self._size(), self.batch_size
         return n // b if self.drop_last else -(-n // b)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.labels)
         order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
+        if self.world > 1:
+            if self.pad:
+                wanted = self._size() * self.world
+                order = order.repeat(-(-wanted // n))[:wanted]
+            order = order[self.rank :: self.world]
         order = order.to(self.device)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             index = order[start : start + self.batch_size]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ import torch
 from torch import nn
 from torchvision.transforms import v2
 
-from imgcls_helpers import data, models, synthetic, train
+from imgcls_helpers import data, metrics, models, synthetic, train
 from imgcls_helpers.config import seed_everything
 
 SHAPES_MEAN, SHAPES_STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
@@ -136,7 +137,7 @@ def test_resume_continues_exactly_where_training_stopped(tmp_path):
 KILLED_SCRIPT = textwrap.dedent(
     """
     import sys, torch
-    from imgcls_helpers import data, models, synthetic, train
+    from imgcls_helpers import data, metrics, models, synthetic, train
     torch.set_num_threads(1)
     shapes = synthetic.make_shapes(512, seed=0)
     loader = data.TensorLoader(shapes.images, shapes.labels, batch_size=32, shuffle=True,
@@ -163,7 +164,8 @@ def test_a_killed_run_leaves_a_checkpoint_that_resumes(tmp_path):
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
-    saved_epoch = torch.load(last, weights_only=False)["epoch"]
+    saved = torch.load(last, weights_only=False)
+    saved_epoch = saved["epoch"]
     shapes = synthetic.make_shapes(64, seed=0)
     loader = data.TensorLoader(shapes.images, shapes.labels, batch_size=32, device="cpu")
     history = train.fit(
@@ -177,100 +179,160 @@ def test_a_killed_run_leaves_a_checkpoint_that_resumes(tmp_path):
         verbose=False,
     )
     assert history.epoch == list(range(1, saved_epoch + 2))
+    # the epochs before the kill are the killed run's, not a new run's on these 64 images
+    assert history.train_loss[:saved_epoch] == saved["history"]["train_loss"]
 
 
-def test_nan_loss_stops_with_the_epoch_and_step_named():
+class PoisonedLoader:
+    """Batches of 16 from ``images``; in epoch ``bad_epoch`` the ``bad_step``-th batch is NaN."""
+
+    def __init__(self, images, labels, bad_epoch: int, bad_step: int):
+        self.images, self.labels, self.bad = images, labels, (bad_epoch, bad_step)
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.labels) // 16
+
+    def __iter__(self):
+        self.epoch += 1
+        for step in range(1, len(self) + 1):
+            x = self.images[(step - 1) * 16 : step * 16].clone()
+            if (self.epoch, step) == self.bad:
+                x[0] = float("nan")
+            yield x, self.labels[(step - 1) * 16 : step * 16]
+
+
+def test_nan_loss_stops_with_the_epoch_and_step_named(tmp_path):
+    """The loss is checked on the device and read once per epoch, so the bad step is found at
+    the end of the epoch: the error names it, and neither the model nor a checkpoint keeps
+    non-finite weights."""
+    torch.manual_seed(0)
     images, labels = torch.randn(64, 3, 8, 8), torch.randint(0, 3, (64,))
-    images[40] = float("nan")  # sample 40 sits in the third batch of 16
-    loader = torch.utils.data.DataLoader(list(zip(images, labels, strict=True)), batch_size=16)
+    loader = PoisonedLoader(images, labels, bad_epoch=2, bad_step=3)
     model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 3))
-    with pytest.raises(train.TrainingDiverged, match=r"epoch 1, step 3"):
-        train.fit(model, loader, epochs=2, device="cpu", progress=False, verbose=False)
-    assert all(torch.isfinite(p).all() for p in model.parameters()), "bad step was applied"
-
-
-def test_early_stopping_and_the_best_weights_are_restored(tmp_path):
-    train_loader, val_loader = shapes_loaders(256, 128)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 8))  # no BatchNorm statistics
-    history = train.fit(
-        model,
-        train_loader,
-        val_loader=val_loader,
-        epochs=20,
-        lr=0.0,
-        patience=2,
-        checkpoint_dir=tmp_path,
-        device="cpu",
-        progress=False,
-        verbose=False,
-    )
-    # With lr=0 nothing improves after epoch 1, so training stops after 1 + patience epochs.
-    assert history.stopped_early and history.epoch == [1, 2, 3]
-    assert history.best_epoch == 1
-    best = torch.load(tmp_path / "best.pt", weights_only=True)
+    with pytest.raises(train.TrainingDiverged, match=r"epoch 2, step 3"):
+        train.fit(model, loader, epochs=3, device="cpu", checkpoint_dir=tmp_path,
+                  progress=False, verbose=False)  # fmt: skip
+    assert all(torch.isfinite(p).all() for p in model.parameters()), "NaN weights were kept"
+    saved = torch.load(tmp_path / "last.pt", weights_only=False)
+    assert saved["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in saved["model"].values())
+    # the weights are those that epoch 2 started from, i.e. the end of epoch 1
     for name, value in model.state_dict().items():
-        assert torch.equal(value, best["model"][name]), name
+        assert torch.equal(value, saved["model"][name]), name
 
 
-def test_final_model_is_the_best_epoch_by_validation_accuracy(tmp_path):
-    train_loader, val_loader = shapes_loaders(256, 128)
-    model = tiny_model()
-    history = train.fit(
-        model,
-        train_loader,
-        val_loader=val_loader,
-        epochs=4,
-        lr=3e-2,
-        checkpoint_dir=tmp_path,
-        device="cpu",
-        progress=False,
-        verbose=False,
+def blobs_loaders(n: int = 512, classes: int = 4, seed: int = 0):
+    """Gaussian blobs as 3x4x4 "images": a linear model separates them within one epoch."""
+    g = torch.Generator().manual_seed(seed)
+    centres = 2 * torch.randn(classes, 3, 4, 4, generator=g)
+    labels = torch.arange(2 * n) % classes
+    images = centres[labels] + torch.randn(2 * n, 3, 4, 4, generator=g)
+    options = dict(batch_size=32, mean=(0.0,) * 3, std=(1.0,) * 3, device="cpu")
+    return (
+        data.TensorLoader(images[:n], labels[:n], shuffle=True, split="train", **options),
+        data.TensorLoader(images[n:], labels[n:], split="val", **options),
     )
-    assert history.best_val_acc == max(history.val_acc)
+
+
+def linear_model(classes: int = 4) -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(3 * 4 * 4, classes))
+
+
+def learn_then_unlearn(lr: float = 0.05):
+    """SGD that learns in epoch 1 and then climbs the loss (a negative learning rate), so the
+    validation accuracy is best after epoch 1 and falls afterwards."""
+    factors = lambda epoch: 1.0 if epoch == 0 else -1.0  # noqa: E731
+    return dict(
+        optimizer="sgd", lr=lr, momentum=0.0, weight_decay=0.0,
+        scheduler=lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, factors),
+        scheduler_interval="epoch",
+    )  # fmt: skip
+
+
+def test_early_stopping_stops_after_patience_epochs_without_improvement(tmp_path):
+    seed_everything(0)
+    train_loader, val_loader = blobs_loaders()
+    history = train.fit(
+        linear_model(), train_loader, val_loader=val_loader, epochs=20, patience=2,
+        device="cpu", progress=False, verbose=False, **learn_then_unlearn(),
+    )  # fmt: skip
+    assert history.best_epoch == 1
+    assert history.stopped_early and history.epoch == [1, 2, 3]
+
+
+def test_the_best_epoch_weights_are_put_back_and_saved(tmp_path):
+    seed_everything(0)
+    train_loader, val_loader = blobs_loaders()
+    model = linear_model()
+    history = train.fit(
+        model, train_loader, val_loader=val_loader, epochs=3, checkpoint_dir=tmp_path,
+        device="cpu", progress=False, verbose=False, **learn_then_unlearn(),
+    )  # fmt: skip
+    assert history.best_epoch == 1 and history.val_acc[-1] < history.best_val_acc
+    best = torch.load(tmp_path / "best.pt", weights_only=True)["model"]
+    last = torch.load(tmp_path / "last.pt", weights_only=False)["model"]
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, best[name]), name
+        assert not torch.equal(value, last[name]), name
     _, acc = train.evaluate(model, val_loader)
     assert acc == pytest.approx(history.best_val_acc)
 
 
-@pytest.mark.parametrize(
-    ("scheduler", "expected"),
-    [
-        (
-            lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5),
-            [0.1, 0.05, 0.025],
-        ),
-        ("cosine", None),
-    ],
-)
-def test_schedulers_change_the_learning_rate(scheduler, expected):
+def lrs(scheduler, interval: str, epochs: int = 3, **options) -> list[float]:
+    """The learning rate after each epoch of SGD at lr 0.1 with ``scheduler`` (2 batches an
+    epoch)."""
     train_loader, _ = shapes_loaders(128, 8)
-    history = train.fit(
-        tiny_model(),
-        train_loader,
-        epochs=3,
-        optimizer="sgd",
-        lr=0.1,
-        scheduler=scheduler,
-        device="cpu",
-        progress=False,
-        verbose=False,
+    return train.fit(
+        tiny_model(), train_loader, epochs=epochs, optimizer="sgd", lr=0.1,
+        scheduler=scheduler, scheduler_interval=interval, device="cpu", progress=False,
+        verbose=False, **options,
+    ).lr  # fmt: skip
+
+
+def test_a_scheduler_steps_per_epoch_or_per_batch_as_asked():
+    step = lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)  # noqa: E731
+    assert lrs(step, "epoch") == pytest.approx([0.1, 0.05, 0.025])  # the lr each epoch used
+    assert lrs(step, "batch") == pytest.approx([0.025, 0.00625, 0.0015625])  # 2 batches an epoch
+    assert lrs(None, "batch") == pytest.approx([0.1, 0.1, 0.1])
+
+
+def test_the_presets_are_sized_for_the_interval():
+    """ "cosine" over 4 epochs of 2 batches: per batch, one epoch is 2 of its 8 steps; per
+    epoch, the first epoch runs at the full rate and the last at a quarter of the way up."""
+    cosine = lambda done, total: 0.1 * (1 + math.cos(math.pi * done / total)) / 2  # noqa: E731
+    assert lrs("cosine", "batch", epochs=4) == pytest.approx(
+        [cosine(2, 8), cosine(4, 8), cosine(6, 8), 0.0], abs=1e-9
     )
-    if expected is not None:  # stepped per epoch: the lr used in each epoch
-        assert history.lr == pytest.approx(expected)
-    else:  # cosine is stepped per batch and ends at zero
-        assert history.lr[0] < 0.1 and history.lr[-1] == pytest.approx(0.0, abs=1e-6)
+    assert lrs("cosine", "epoch", epochs=4) == pytest.approx([cosine(k, 4) for k in range(4)])
+    onecycle = lrs("onecycle", "batch", epochs=4)  # warm-up (within epoch 1), then down
+    assert onecycle[0] > 0.09 and onecycle[0] > onecycle[1] > onecycle[2]
 
 
-def test_plateau_scheduler_needs_validation_data():
-    train_loader, _ = shapes_loaders(64, 8)
-    with pytest.raises(ValueError, match="val_loader"):
-        train.fit(
-            tiny_model(),
-            train_loader,
-            epochs=1,
-            device="cpu",
-            progress=False,
-            scheduler=lambda opt: torch.optim.lr_scheduler.ReduceLROnPlateau(opt),
-        )
+def test_reduce_on_plateau_watches_the_validation_loss():
+    train_loader, val_loader = shapes_loaders(128, 64)
+    made = []
+
+    def plateau(optimizer):
+        made.append(torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, patience=0))
+        return made[-1]
+
+    history = train.fit(
+        tiny_model(), train_loader, val_loader=val_loader, epochs=3, scheduler=plateau,
+        scheduler_interval="epoch", device="cpu", progress=False, verbose=False,
+    )  # fmt: skip
+    assert made[0].best == pytest.approx(min(history.val_loss))
+    assert made[0].best != pytest.approx(min(history.train_loss))
+    model = tiny_model()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer)
+    for bad in ({"scheduler_interval": "batch"}, {"val_loader": None}):
+        options = {"val_loader": val_loader, "scheduler_interval": "epoch", **bad}
+        with pytest.raises(ValueError, match="ReduceLROnPlateau"):
+            train.fit(model, train_loader, epochs=1, optimizer=optimizer, scheduler=scheduler,
+                      device="cpu", progress=False, **options)  # fmt: skip
+    with pytest.raises(ValueError, match="scheduler_interval"):
+        train.fit(tiny_model(), train_loader, epochs=1, scheduler_interval="step")
 
 
 def test_grad_clip_bounds_every_update():
@@ -296,22 +358,72 @@ def test_grad_clip_bounds_every_update():
     assert (after - before).norm() > 0
 
 
-def test_mixup_soft_targets_and_label_smoothing_train():
-    train_loader, val_loader = shapes_loaders(256, 64)
-    mixup = v2.MixUp(alpha=0.4, num_classes=8)
-    history = train.fit(
-        tiny_model(),
-        train_loader,
-        val_loader=val_loader,
-        epochs=2,
-        label_smoothing=0.1,
-        batch_transform=mixup,
-        device="cpu",
-        progress=True,
-        verbose=False,
-    )
-    assert len(history.train_acc) == 2 and 0.0 <= history.train_acc[-1] <= 1.0
-    assert all(torch.isfinite(torch.tensor(history.train_loss)))
+class Counting:
+    """Wraps a batch transform and counts its calls."""
+
+    def __init__(self, transform):
+        self.transform, self.calls = transform, 0
+
+    def __call__(self, x, y):
+        self.calls += 1
+        return self.transform(x, y)
+
+
+def test_batch_transform_changes_what_the_model_is_trained_on():
+    """A transform that relabels every training image as class 0 teaches the model to answer
+    0 everywhere; MixUp's soft labels go through the same hook on every batch."""
+    seed_everything(0)
+    train_loader, val_loader = blobs_loaders()
+    all_zero = Counting(lambda x, y: (x, torch.zeros_like(y)))
+    model = linear_model()
+    history = train.fit(model, train_loader, epochs=2, lr=0.05, batch_transform=all_zero,
+                        device="cpu", progress=False, verbose=False)  # fmt: skip
+    assert all_zero.calls == 2 * len(train_loader)
+    assert history.train_acc[-1] > 0.95  # against the relabelled targets
+    predictions = metrics.predict(model, val_loader).preds
+    assert (predictions == 0).float().mean() > 0.95
+
+    mixup = Counting(v2.MixUp(alpha=0.4, num_classes=4))
+    history = train.fit(linear_model(), train_loader, epochs=1, batch_transform=mixup,
+                        device="cpu", progress=False, verbose=False)  # fmt: skip
+    assert mixup.calls == len(train_loader) and math.isfinite(history.train_loss[0])
+
+
+def test_label_smoothing_is_the_loss_that_is_minimised():
+    """With lr 0 nothing moves, so the reported loss is the loss of the initial model: with
+    smoothing 0.3 it must be nn.CrossEntropyLoss(label_smoothing=0.3) of its outputs."""
+    train_loader, _ = shapes_loaders(64, 8, shuffle=False, batch_size=64)
+    seed_everything(0)
+    model = tiny_model()
+    x, y = next(iter(train_loader))
+    with torch.no_grad():
+        model.train()
+        logits = model(x)  # BatchNorm in training mode, as in the epoch
+    smoothed = nn.CrossEntropyLoss(label_smoothing=0.3)(logits, y).item()
+    plain = nn.CrossEntropyLoss()(logits, y).item()
+    assert abs(smoothed - plain) > 1e-3
+    history = train.fit(model, train_loader, epochs=1, optimizer="sgd", lr=0.0,
+                        label_smoothing=0.3, device="cpu", progress=False,
+                        verbose=False)  # fmt: skip
+    assert history.train_loss[0] == pytest.approx(smoothed, rel=1e-5)
+
+
+def test_the_epoch_hook_sees_every_epoch_and_its_numbers_are_checkpointed(tmp_path):
+    train_loader, val_loader = shapes_loaders(128, 64)
+    seen = []
+
+    def hook(epoch, model, history):
+        assert not isinstance(model, torch.nn.parallel.DistributedDataParallel)
+        seen.append((epoch, len(history.val_acc)))
+        history.extra.setdefault("clean_acc", []).append(train.evaluate(model, val_loader)[1])
+
+    history = train.fit(tiny_model(), train_loader, val_loader=val_loader, epochs=3,
+                        on_epoch_end=hook, checkpoint_dir=tmp_path, device="cpu",
+                        progress=False, verbose=False)  # fmt: skip
+    assert seen == [(1, 1), (2, 2), (3, 3)]
+    assert history.extra["clean_acc"] == pytest.approx(history.val_acc)
+    saved = torch.load(tmp_path / "last.pt", weights_only=False)["history"]
+    assert saved["extra"]["clean_acc"] == history.extra["clean_acc"]
 
 
 def test_custom_optimizer_and_bad_arguments():

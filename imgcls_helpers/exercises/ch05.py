@@ -144,8 +144,8 @@ def feature_extraction_val(context: dict, domain: str, *, hook: bool) -> tuple[f
     head = [p for p in model.parameters() if p.requires_grad]
     train.fit(
         model,
-        loader,
-        epochs=max(1, round(n_steps / len(loader))),
+        train.Steps(loader, n_steps),
+        epochs=1,
         optimizer=torch.optim.AdamW(head, lr),
         scheduler="cosine",
         progress=False,
