@@ -125,8 +125,12 @@ class History:
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype:
-    """bfloat16 where the device has it (CPUs, Ampere GPUs and newer), else float16."""
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+    """bfloat16 where the hardware has it (CPUs, Ampere GPUs and newer), else float16.
+
+    Colab's T4 only emulates bfloat16, slowly, although ``is_bf16_supported()`` says yes: it
+    gets float16 (with a gradient scaler) instead.
+    """
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported(including_emulation=False):
         return torch.float16
     return torch.bfloat16
 

@@ -103,13 +103,13 @@ def test_a_killed_two_process_run_resumes_from_its_checkpoint(tmp_path):
     process = launch(tmp_path, 2, tmp_path / "killed.pt", 16, 1000, folder)
     last = folder / "last.pt"
     try:
-        deadline = time.time() + 120
+        deadline = time.time() + 300  # a liveness bound, not a speed test
         while time.time() < deadline and process.poll() is None:
             if last.exists() and torch.load(last, weights_only=False)["epoch"] >= 2:
                 break
             time.sleep(0.2)
         else:
-            pytest.fail(f"no checkpoint of epoch 2 within 120 s: {process.communicate()[0]}")
+            pytest.fail(f"no checkpoint of epoch 2 within 300 s: {process.communicate()[0]}")
     finally:
         kill_all(process)
     saved = torch.load(last, weights_only=False)

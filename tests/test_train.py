@@ -154,13 +154,13 @@ def test_a_killed_run_leaves_a_checkpoint_that_resumes(tmp_path):
     process = subprocess.Popen([sys.executable, "-c", KILLED_SCRIPT, str(tmp_path)], env=env)
     last = tmp_path / "last.pt"
     try:
-        deadline = time.time() + 60
+        deadline = time.time() + 300  # a liveness bound, not a speed test
         while time.time() < deadline:
             if last.exists() and torch.load(last, weights_only=False)["epoch"] >= 2:
                 break
             time.sleep(0.2)
         else:
-            pytest.fail("the training process wrote no checkpoint within 60 s")
+            pytest.fail("the training process wrote no checkpoint within 300 s")
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait()
