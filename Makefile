@@ -10,7 +10,7 @@ export IMGCLS_PROFILE ?= smoke
 # Progress bars are for people watching; in tests and the built book they are noise.
 export TQDM_DISABLE ?= 1
 
-.PHONY: test book site lint unit notebooks rehearse coverage colab-check sync-url handouts otter clean
+.PHONY: test book site lint unit notebooks rehearse coverage colab-check sync-url handouts otter bench clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,25 +31,29 @@ test: $(STAMP) lint
 	$(PARALLEL) notebooks --nbmake --nbmake-timeout=900 $(NBMAKE_FLAGS)
 
 ## make book: execute every chapter and write the site to book/_build/html
-# The execution cache re-runs a chapter only when the notebook changes. It does not know about
-# the helpers the chapters import, so it is dropped whenever those (or the profile) change.
-CACHE_KEY := book/_build/.cache-key-$(IMGCLS_PROFILE)
-BOOK_CONFIG ?= book/_config.yml
+# Chapters run as in `make test`, two at a time (BOOK_JOBS) with the cores shared out between
+# them: one thread each on a 2-core machine (jupyter-book's own executor runs them one after
+# another and took twice as long). book/execute.py mirrors the book's sources into book/_build/src
+# and executes the chapters there, as copies (notebooks/ is never written); jupyter-book then
+# builds the site from that mirror with its execution off. A chapter runs again only when its
+# notebook, imgcls_helpers/, requirements.txt, pyproject.toml or the profile changed; a failing
+# chapter is named and fails the build. BOOK_JOBS=1: one at a time (`full` on a small GPU).
+BOOK_JOBS ?= 2
+BOOK_SRC := book/_build/src
+# (--toc is absolute: jupyter-book reads a relative one from inside the source folder)
+JUPYTER_BOOK := $(BIN)/jupyter-book build -W -n --keep-going $(BOOK_SRC) --path-output book \
+	--config $(BOOK_SRC)/book/_config.yml --toc $(abspath $(BOOK_SRC))/book/_toc.yml
 book: $(STAMP)
-	@if [ ! -f $(CACHE_KEY) ] || [ -n "$$(find imgcls_helpers requirements.txt -newer $(CACHE_KEY) -print -quit)" ]; then \
-		rm -rf book/_build/.jupyter_cache book/_build/.doctrees book/_build/.cache-key-*; fi
-	$(BIN)/jupyter-book build -W -n --keep-going . --config $(BOOK_CONFIG) \
-		--toc book/_toc.yml --path-output book
-	@touch $(CACHE_KEY)
+	$(BIN)/python book/execute.py --jobs $(BOOK_JOBS)
+	$(JUPYTER_BOOK)
 	@echo "Open book/_build/html/index.html"
 
 ## make site: the site from the outputs already stored in notebooks/, executing nothing
-# (after `make test NBMAKE_FLAGS=--overwrite` in CI, or rehearsal/chapters in the publish job)
+# (after `make test NBMAKE_FLAGS=--overwrite` in CI, or rehearsal/chapters in the publish job):
+# the notebooks go into book/_build/src as they are stored, and the site is built as in make book
 site: $(STAMP)
-	mkdir -p book/_build
-	sed 's/^  execute_notebooks: .*/  execute_notebooks: "off"/' book/_config.yml >book/_build/site_config.yml
-	grep -q 'execute_notebooks: "off"' book/_build/site_config.yml
-	$(MAKE) book BOOK_CONFIG=book/_build/site_config.yml
+	$(BIN)/python book/execute.py --no-execute
+	$(JUPYTER_BOOK)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -93,6 +97,16 @@ handouts: $(STAMP)
 # and the student notebook and Gradescope autograder zip that `otter assign` writes in dist/)
 otter: $(STAMP)
 	$(BIN)/python book/make_otter.py
+
+## make bench: speed measured side by side (benchmarks/), never in the tests; results in
+# benchmarks/results/<name>.json and .md. Thread settings are left as they are. Pick with
+# BENCH="loaders hog"; BENCH=book times every chapter with and without OMP_NUM_THREADS=1
+# (10 minutes or more, so not in the default set). BENCH_ARGS go to each, e.g. "--chapters 01".
+BENCH ?= loaders fit_overhead hog augment
+BENCH_ARGS ?=
+bench: $(STAMP)
+	@for name in $(BENCH); do $(BIN)/python -m benchmarks.$$name $(BENCH_ARGS) || exit 1; done
+	@echo "Results: $(foreach name,$(BENCH),benchmarks/results/$(name).md)"
 
 clean:
 	rm -rf book/_build .pytest_cache
