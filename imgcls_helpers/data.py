@@ -285,19 +285,30 @@ class TensorLoader:
     ``augment`` sees normalised floats and, being one call per batch, suits ops written for
     whole batches (:func:`flip_and_crop`). Photometric ops such as ``v2.TrivialAugmentWide`` or
     ``v2.ColorJitter`` need the raw pixels instead, and a torchvision transform given a batch
-    draws ONE random choice for all of it. For those pass ``image_transform``: it is called on
-    each uint8 ``(C, H, W)`` training image on its own (its own random draw), before
-    normalisation, and must return the same dtype. Like ``augment`` it only runs with
+    draws ONE random choice for all of it. Two hooks see the raw uint8 pixels, before
+    normalisation, and must return the same dtype:
+
+    - ``image_transform`` is called on each ``(C, H, W)`` training image on its own (its own
+      random draw): any torchvision transform works, but as a Python loop over the batch,
+      which can be slower than a fast GPU trains (there every small op on one image is a
+      kernel launch of its own; chapter 6 times the loop);
+    - ``pixel_augment`` is called once on the whole ``(N, C, H, W)`` batch, on the device,
+      and must itself draw per image: :class:`imgcls_helpers.augment.TrivialAugmentWide` and
+      :class:`~imgcls_helpers.augment.RandomErasing` do. Prefer it whenever such a batched
+      version exists.
+
+    If both are given, ``image_transform`` runs first. Like ``augment`` they only run with
     ``shuffle=True``, so a test loader stays deterministic.
 
     Args:
         images: uint8 ``(N, C, H, W)`` (or ``(N, H, W, C)``, transposed here) or float images.
         labels: ``(N,)`` class indices.
         batch_size, shuffle, drop_last: as for ``DataLoader``; ``shuffle`` marks a training
-            loader (only then do ``augment`` and ``image_transform`` run).
+            loader (only then do ``augment``, ``image_transform`` and ``pixel_augment`` run).
         mean, std: per-channel normalisation, applied on the device.
         augment: batched ``(N, C, H, W) -> (N, C, H, W)`` on normalised floats.
         image_transform: per-image ``(C, H, W) -> (C, H, W)`` on the raw pixels.
+        pixel_augment: batched ``(N, C, H, W) -> (N, C, H, W)`` on the raw pixels.
         device: where the images live; default :func:`imgcls_helpers.config.get_device`.
         seed: of the shuffling order, so two loaders with one seed yield the same batches.
         split: ``"train"``, ``"val"`` or ``"test"``, a label (:func:`mark_split`) that lets
@@ -315,6 +326,7 @@ class TensorLoader:
         std=IMAGENET_STD,
         augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
         image_transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        pixel_augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
         drop_last: bool = False,
         device: torch.device | str | None = None,
         seed: int = 0,
@@ -338,6 +350,7 @@ class TensorLoader:
         self.shift = -mean_t / std_t
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.augment, self.image_transform = augment, image_transform
+        self.pixel_augment = pixel_augment
         self.generator = torch.Generator().manual_seed(seed)
         self.rank, self.world, self.pad = 0, 1, False
 
@@ -375,6 +388,8 @@ class TensorLoader:
             images = self.images[index]
             if self.image_transform is not None and self.shuffle:
                 images = self._transform_each(images)
+            if self.pixel_augment is not None and self.shuffle:
+                images = self._augment_pixels(images)
             batch = torch.addcmul(self.shift, images.float(), self.scale)
             if self.augment is not None and self.shuffle:
                 batch = self.augment(batch)
@@ -386,6 +401,17 @@ class TensorLoader:
         if out.dtype != images.dtype:
             raise TypeError(
                 f"image_transform turned {images.dtype} images into {out.dtype}; it must keep "
+                f"the dtype, because the loader scales and normalises afterwards (leave out "
+                f"ToDtype and Normalize)"
+            )
+        return out
+
+    def _augment_pixels(self, images: torch.Tensor) -> torch.Tensor:
+        """``pixel_augment`` on the whole raw batch, once."""
+        out = self.pixel_augment(images)
+        if out.dtype != images.dtype:
+            raise TypeError(
+                f"pixel_augment turned {images.dtype} images into {out.dtype}; it must keep "
                 f"the dtype, because the loader scales and normalises afterwards (leave out "
                 f"ToDtype and Normalize)"
             )

@@ -323,18 +323,19 @@ def augmentation_pipeline() -> Figure:
     (chapter 6): a training batch passes every hook, a validation or test batch only the
     normalisation. Yellow boxes draw something at random."""
     fig, ax = canvas(8, 2.4)
-    w, h, gap = 1.25, 0.55, 0.35
-    columns = [0.3 + w / 2 + i * (w + gap) for i in range(5)]
+    w, h, gap = 1.1, 0.55, 0.2
+    columns = [0.2 + w / 2 + i * (w + gap) for i in range(6)]
     steps = [
-        ("image_transform\neach uint8 image", "act"),
+        ("image_transform\nuint8, per image", "act"),
+        ("pixel_augment\nuint8 batch", "act"),
         ("normalise\nmean, std", "data"),
         ("augment\nfloat batch", "act"),
         ("batch_transform\nin fit(): MixUp", "act"),
         ("model", "conv"),
     ]
     rows = [
-        (1.7, "a training batch (shuffle=True)", [0, 1, 2, 3, 4]),
-        (0.7, "a validation or test batch", [1, 4]),
+        (1.7, "a training batch (shuffle=True)", [0, 1, 2, 3, 4, 5]),
+        (0.7, "a validation or test batch", [2, 5]),
     ]
     for y, title, used in rows:
         ax.text(0.05, y + h / 2 + 0.15, title, ha="left", va="center", fontsize=10)

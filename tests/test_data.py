@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 import torch
@@ -604,4 +606,70 @@ def test_image_transform_must_keep_the_dtype():
     to_float = v2.ToDtype(torch.float32, scale=True)
     loader = training_loader(uint8_images(4), np.zeros(4), to_float)
     with pytest.raises(TypeError, match="must keep the dtype"):
+        next(iter(loader))
+
+
+# --------------------------------------------------------------------------- pixel_augment
+
+
+def test_pixel_augment_is_called_once_per_training_batch_on_the_uint8_batch():
+    seen = []
+
+    def record(batch):
+        seen.append((tuple(batch.shape), batch.dtype))
+        return batch
+
+    images = uint8_images(10)
+    loader = TensorLoader(images, np.zeros(10), batch_size=4, shuffle=True, pixel_augment=record)
+    assert [len(y) for _, y in loader] == [4, 4, 2]
+    assert seen == [((4, 3, 6, 5), torch.uint8)] * 2 + [((2, 3, 6, 5), torch.uint8)]
+
+
+def test_pixel_augment_is_not_applied_without_shuffle():
+    def fail(batch):
+        raise AssertionError("pixel_augment ran on a test loader")
+
+    images = uint8_images(6)
+    loader = TensorLoader(images, np.zeros(6), batch_size=4, pixel_augment=fail)
+    x = torch.cat([b for b, _ in loader])
+    torch.testing.assert_close(x, expected_batch(images), rtol=1e-5, atol=1e-5)
+
+
+def test_pixel_augment_runs_before_normalisation():
+    """A mirrored uint8 batch, then the usual (x / 255 - mean) / std, in float32."""
+    nhwc = uint8_images(9)
+    mirror = partial(torch.flip, dims=(-1,))
+    loader = TensorLoader(nhwc, np.arange(9), batch_size=4, shuffle=True, pixel_augment=mirror)
+    expected = expected_batch(nhwc).flip(-1)
+    for x, y in loader:
+        assert x.dtype == torch.float32 and x.shape[1:] == (3, 6, 5)
+        torch.testing.assert_close(x, expected[y], rtol=1e-5, atol=1e-5)
+
+
+def test_pixel_augment_comes_after_image_transform_and_before_augment():
+    got = {}
+
+    def pixel_augment(batch):
+        got["pixels"] = batch.clone()
+        return batch + 1  # black (0) becomes 1
+
+    def augment(batch):
+        got["normalised"] = batch
+        return batch
+
+    loader = training_loader(
+        uint8_images(4), np.zeros(4), torch.zeros_like, pixel_augment=pixel_augment, augment=augment
+    )
+    next(iter(loader))
+    assert torch.equal(got["pixels"], torch.zeros(4, 3, 6, 5, dtype=torch.uint8))
+    one = ((1 / 255 - MEAN) / STD).expand(4, 3, 6, 5)
+    torch.testing.assert_close(got["normalised"], one)
+
+
+def test_pixel_augment_must_keep_the_dtype():
+    to_float = v2.ToDtype(torch.float32, scale=True)
+    loader = TensorLoader(uint8_images(4), np.zeros(4), shuffle=True, pixel_augment=to_float)
+    with pytest.raises(
+        TypeError, match="pixel_augment turned torch.uint8 images into torch.float32"
+    ):
         next(iter(loader))

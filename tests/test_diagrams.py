@@ -138,7 +138,7 @@ def test_hog_layout_refuses_an_image_smaller_than_one_block():
 
 def test_augmentation_pipeline_training_passes_every_hook_evaluation_only_normalises():
     fig = diagrams.augmentation_pipeline()
-    hooks = ["image_transform", "normalise", "augment", "batch_transform", "model"]
+    hooks = ["image_transform", "pixel_augment", "normalise", "augment", "batch_transform", "model"]
     labels = [label.split("\n")[0] for label in box_labels(fig)]
     assert labels == hooks + ["normalise", "model"]
     assert fig.get_size_inches()[0] <= 8
