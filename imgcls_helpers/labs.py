@@ -27,7 +27,8 @@ import ast
 import hashlib
 import importlib
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -294,3 +295,16 @@ def same_under_seeds(candidate: Callable, reference: Callable, inputs: Sequence,
             ):
                 return False
     return True
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """Run a judge's small training on one thread, then restore the notebook's setting: a
+    network this small gains nothing from more, and on a busy machine threads that wait for
+    each other can make it many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

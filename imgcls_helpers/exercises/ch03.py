@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -12,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import CIFAR10_MEAN, CIFAR10_STD, TensorLoader
-from ..labs import PARAMETER_COUNTERS, Exercise, as_array, close, is_integer
+from ..labs import PARAMETER_COUNTERS, Exercise, as_array, close, is_integer, one_thread
 from ..models import TwoConvNet
 
 
@@ -57,19 +55,6 @@ def _conv2_params(context, conv2_params):
     return "one weight per (output channel, input channel, kernel row, kernel column), plus biases"
 
 
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run the judge's small trainings on one thread, then restore the notebook's setting:
-    a network this small gains nothing from more, and on a busy machine threads that wait
-    for each other can make it many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def _reference_step(model, optimizer, images, labels):
     optimizer.zero_grad()
     loss = F.cross_entropy(model(images), labels)
@@ -98,7 +83,7 @@ def _fixed_step(context, fixed_step):
     their_optimizer = torch.optim.SGD(theirs.parameters(), lr=0.05)
     our_optimizer = torch.optim.SGD(ours.parameters(), lr=0.05)
     their_losses, our_losses = [], []
-    with _one_thread():
+    with one_thread():
         for _ in range(15):
             their_losses.append(fixed_step(theirs, their_optimizer, images.clone(), labels.clone()))
             our_losses.append(_reference_step(ours, our_optimizer, images, labels))
@@ -208,7 +193,7 @@ def _no_relu(context, no_relu_net, acc_with_relu, acc_without_relu):
     train_set, val_set = context["budget_train"], context["budget_val"]
     # In float64 the run gives the same accuracy on any machine; one image of margin anyway.
     tolerance = 1 / len(val_set[1]) + 1e-9
-    with torch.random.fork_rng(devices=[]), _one_thread():
+    with torch.random.fork_rng(devices=[]), one_thread():
         want_with = _budget_accuracy(TwoConvNet, train_set, val_set, num_classes)
         want_without = _budget_accuracy(no_relu_net, train_set, val_set, num_classes)
     if not close(acc_with_relu, want_with, atol=tolerance):

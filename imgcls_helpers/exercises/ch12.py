@@ -3,31 +3,19 @@
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..data import TensorLoader
-from ..labs import Exercise, as_array, close, is_integer
+from ..labs import Exercise, as_array, close, is_integer, one_thread
 from ..models import TwoConvNet
 from ..train import fit
 
 GIB = 2**30
 TOLERANCE = 1e-9  # the chapter's runs compute in float64: their weights agree far closer
 BYTES_PER_PARAMETER = 4 + 4 + 8  # fp32 weights, fp32 gradients, AdamW's two fp32 moments
-
-
-@contextmanager
-def _one_thread():
-    """Run the judge's training on one thread, as each process of the chapter's runs does."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _shard_indices(n: int, world: int, rank: int, *, pad: bool, shuffle: bool, seed: int = 0):
@@ -188,7 +176,7 @@ def train_like_the_script(context, batch: int) -> dict[str, torch.Tensor]:
     """The chapter's training script, run in one process with ``batch`` images per step."""
     settings = context["script_settings"]
     (train_x, train_y), (val_x, val_y) = context["train_set"], context["val_set"]
-    with torch.random.fork_rng(devices=[]), _one_thread():
+    with torch.random.fork_rng(devices=[]), one_thread():
         torch.manual_seed(settings["seed"])
         dtype = getattr(torch, settings["dtype"])
         model = InDtype(TwoConvNet(settings["num_classes"]), dtype)
