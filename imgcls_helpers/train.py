@@ -393,6 +393,7 @@ def fit(
     scheduler=None,
     scheduler_interval: str = "batch",
     label_smoothing: float = 0.0,
+    class_weight: torch.Tensor | None = None,
     grad_clip: float | None = None,
     batch_transform: Callable | None = None,
     amp: bool | None = None,
@@ -426,6 +427,9 @@ def fit(
             are then sized for ``epochs * len(train_loader)`` steps) or every ``"epoch"``
             (sized for ``epochs``; ``ReduceLROnPlateau`` gets the validation loss).
         label_smoothing: passed to ``nn.CrossEntropyLoss``.
+        class_weight: one weight per class for ``nn.CrossEntropyLoss`` (rare classes count
+            more, e.g. :func:`imgcls_helpers.ownimages.class_weights`); the validation loss
+            is weighted the same way, so the two stay comparable.
         grad_clip: clip the gradients' global norm to this value.
         batch_transform: ``(x, y) -> (x, y)`` on each training batch, e.g. ``v2.MixUp``.
         amp, channels_last: mixed precision and the channels-last layout; default on for CUDA,
@@ -460,7 +464,8 @@ def fit(
     scaler = torch.amp.GradScaler(
         device.type, enabled=amp and autocast_dtype(device) == torch.float16
     )
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+    weight = None if class_weight is None else torch.as_tensor(class_weight).float().to(device)
+    loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=label_smoothing)
     folder = Path(checkpoint_dir) if checkpoint_dir else None
     if folder and run.is_main:
         folder.mkdir(parents=True, exist_ok=True)

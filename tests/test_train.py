@@ -408,6 +408,30 @@ def test_label_smoothing_is_the_loss_that_is_minimised():
     assert history.train_loss[0] == pytest.approx(smoothed, rel=1e-5)
 
 
+def test_class_weight_weights_the_training_and_the_validation_loss():
+    """With lr 0 the reported losses are those of the initial model: with class weights they
+    must be the weighted cross-entropy, on the training and on the validation batches."""
+    train_loader, val_loader = shapes_loaders(64, 32, shuffle=False, batch_size=64)
+    seed_everything(0)
+    model = tiny_model()
+    weight = torch.linspace(0.2, 3.0, 8)
+    x, y = next(iter(train_loader))
+    with torch.no_grad():
+        model.train()
+        logits = model(x)
+    weighted = nn.CrossEntropyLoss(weight=weight)(logits, y).item()
+    assert abs(weighted - nn.CrossEntropyLoss()(logits, y).item()) > 1e-3
+    history = train.fit(model, train_loader, val_loader=val_loader, epochs=1, optimizer="sgd",
+                        lr=0.0, class_weight=weight, device="cpu", progress=False,
+                        verbose=False)  # fmt: skip
+    assert history.train_loss[0] == pytest.approx(weighted, rel=1e-5)
+    model.eval()
+    with torch.no_grad():
+        xv, yv = next(iter(val_loader))
+        expected = nn.CrossEntropyLoss(weight=weight)(model(xv), yv).item()
+    assert history.val_loss[0] == pytest.approx(expected, rel=1e-5)
+
+
 def test_the_epoch_hook_sees_every_epoch_and_its_numbers_are_checkpointed(tmp_path):
     train_loader, val_loader = shapes_loaders(128, 64)
     seen = []
