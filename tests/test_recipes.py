@@ -8,11 +8,12 @@ import dataclasses
 import pytest
 import torch
 
-from imgcls_helpers import data, models
+from imgcls_helpers import data, models, transfer
 from imgcls_helpers.recipes import (
     CNN_ADAM,
     CNN_SGD,
     FLOWERS_RESNET50,
+    OWN_IMAGES_RESNET50,
     RECIPES,
     RESNET18_FAST,
     RESNET50_SEED,
@@ -60,6 +61,26 @@ def test_recipes_say_what_the_seed_texts_say():
         1e-4,
     )
     assert RESNET50_SEED.augment is data.flip_and_crop
+
+
+def test_the_own_images_recipe_is_seed_004s_loop(monkeypatch):
+    """AdamW 3e-4 / 1e-2, label smoothing 0.1, clipping at 1.0, a cosine schedule stepped per
+    epoch, 30 epochs of batch 64, ImageNet statistics, on ResNet-50's IMAGENET1K_V2 weights."""
+    asked = []
+    real = transfer.backbone
+    monkeypatch.setattr(transfer, "backbone", lambda *a, **k: asked.append((a, k)) or real(*a, **k))
+    recipe = OWN_IMAGES_RESNET50
+    model = recipe.build(4)
+    assert asked == [(("resnet50", 4), {"weights": "IMAGENET1K_V2"})]
+    assert model.fc.out_features == 4
+    adamw = recipe.fit_options["optimizer"]([torch.nn.Parameter(torch.zeros(1))])
+    assert type(adamw) is torch.optim.AdamW
+    assert (adamw.defaults["lr"], adamw.defaults["weight_decay"]) == (3e-4, 1e-2)
+    options = {k: v for k, v in recipe.fit_options.items() if k != "optimizer"}
+    assert options == {"scheduler": "cosine", "scheduler_interval": "epoch",
+                       "label_smoothing": 0.1, "grad_clip": 1.0}  # fmt: skip
+    assert (recipe.epochs, recipe.batch_size) == (30, 64)
+    assert (recipe.mean, recipe.std) == (data.IMAGENET_MEAN, data.IMAGENET_STD)
 
 
 def test_transfer_recipe_builds_with_random_weights_and_takes_one_finetuning_step_on_cpu():
