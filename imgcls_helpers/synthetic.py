@@ -66,7 +66,7 @@ _POLYGONS = {  # outlines in a unit square centred on 0, before rotation and sca
 }
 
 
-def _shape_mask(shape: str, size: int, centre, radius: float, angle: float) -> np.ndarray:
+def shape_mask(shape: str, size: int, centre, radius: float, angle: float) -> np.ndarray:
     """A float mask in [0, 1] of one shape, drawn large and shrunk for smooth edges."""
     big = size * SUPERSAMPLE
     cx, cy, r = centre[0] * big, centre[1] * big, radius * big
@@ -162,7 +162,7 @@ def make_shapes(
         radius = rng.uniform(*level["size"]) / 2
         centre = 0.5 + rng.uniform(-level["shift"], level["shift"], 2)
         centre = np.clip(centre, radius, 1 - radius)
-        mask = _shape_mask(shapes[label], size, centre, radius, rng.uniform(0, 2 * np.pi))
+        mask = shape_mask(shapes[label], size, centre, radius, rng.uniform(0, 2 * np.pi))
         fill = np.asarray(COLOURS[colour], dtype=np.float32) + rng.normal(0, 12, 3)
         image = image * (1 - mask[..., None]) + fill * mask[..., None]
         for _ in range(level["clutter"]):  # thin lines that belong to no class
