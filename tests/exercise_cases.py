@@ -44,3 +44,10 @@ def assert_case(exercise_id: str, case: Case, context: dict) -> None:
     if case.forbidden:
         cheat = labs.verdict(exercise, _answers(exercise, case.solution), context, [case.forbidden])
         assert cheat.status == "forbidden call", cheat.message
+
+
+def hint(exercise_id: str, case: Case, wrong: str, context: dict) -> str:
+    """The message the judge gives the wrong answer named ``wrong`` in ``case``: tests check
+    that a common mistake gets its own hint."""
+    exercise = labs.exercise(exercise_id)
+    return labs.verdict(exercise, _answers(exercise, case.wrong[wrong]), context).message

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 
+import exercise_cases
 import pytest
 import torch
 from exercise_cases import Case, assert_case
 
-from imgcls_helpers import labs, models, synthetic
+from imgcls_helpers import models, synthetic
 from imgcls_helpers.exercises.ch12 import InDtype, train_like_the_script
 
 GIB = 2**30
@@ -124,10 +125,7 @@ def test_specific_hints(context, all_cases):
     """The common mistakes get their own hint."""
 
     def hint(exercise_id, name):
-        exercise = labs.exercise(exercise_id)
-        values = all_cases[exercise_id].wrong[name]
-        answers = dict(zip(exercise.answers, values, strict=True))
-        return labs.verdict(exercise, answers, context).message
+        return exercise_cases.hint(exercise_id, all_cases[exercise_id], name, context)
 
     assert "per process" in hint("12.1", "the per-process batch")
     assert "share" in hint("12.1", "one process's steps")
