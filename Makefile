@@ -17,18 +17,25 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements.txt
 	touch $(STAMP)
 
-## make test: lint, unit tests, then every chapter notebook under nbmake
+## make test: lint, then the unit tests and every chapter notebook under nbmake, in one session
 # Two pytest workers run side by side, each with one thread: notebook kernels are separate
 # processes, so they get it from OMP_NUM_THREADS (tests/conftest.py sets it for the tests).
 # Two kernels with two threads each on two cores fight over them and run several times slower.
+# One session, so that neither worker sits idle while the other finishes a long item:
+# tests/conftest.py puts the longest items first (chapters and slow tests, by measured seconds)
+# and --maxschedchunk 1 deals them out one at a time.
 PARALLEL := OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2
-# NBMAKE_FLAGS=--overwrite keeps the executed chapters' outputs in notebooks/ (CI does, in its
-# throwaway clone, to build the book from them without running every chapter a second time);
-# the unit tests run first, since one of them checks that the notebooks are stored without.
+# CHAPTERS: the notebooks to execute. NBMAKE_FLAGS=--overwrite keeps their outputs; CI runs
+# copies that way (CHAPTERS=<folder of copies>) and builds the book from them without running
+# every chapter a second time. Never overwrite notebooks/ itself here: the unit tests that run
+# beside the chapters read them, and one checks that they are stored without outputs.
+CHAPTERS ?= notebooks
 NBMAKE_FLAGS ?=
 test: $(STAMP) lint
-	$(PARALLEL) tests
-	$(PARALLEL) notebooks --nbmake --nbmake-timeout=900 $(NBMAKE_FLAGS)
+	@if [ -n "$(findstring --overwrite,$(NBMAKE_FLAGS))" ] && [ "$(CHAPTERS)" = notebooks ]; then \
+	  echo "make test: --overwrite would write into notebooks/, which the unit tests read;" \
+	    "run copies instead (CHAPTERS=<folder>)" >&2; exit 2; fi
+	$(PARALLEL) --maxschedchunk 1 tests $(CHAPTERS) --nbmake --nbmake-timeout=900 $(NBMAKE_FLAGS)
 
 ## make book: execute every chapter and write the site to book/_build/html
 # Chapters run as in `make test`, two at a time (BOOK_JOBS) with the cores shared out between
@@ -62,7 +69,7 @@ lint: $(STAMP)
 	else echo "actionlint: no wheel for this platform, workflows not linted"; fi
 
 unit: $(STAMP)
-	$(PARALLEL) tests
+	$(PARALLEL) --maxschedchunk 1 tests
 
 notebooks: $(STAMP)
 	$(PARALLEL) notebooks --nbmake --nbmake-timeout=900
