@@ -23,6 +23,7 @@ photos stay on the reader's machine.
 
 from __future__ import annotations
 
+import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -99,4 +100,18 @@ def launch(demo: gr.Blocks, *, in_colab: bool | None = None, **kwargs: Any) -> A
     kwargs.setdefault("share", False)
     if in_colab:
         kwargs.setdefault("inline", True)
+    if "server_port" not in kwargs:
+        kwargs["server_port"] = free_port(kwargs.get("server_name") or "127.0.0.1")
     return demo.launch(**kwargs)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port the operating system reports free now.
+
+    Gradio's own choice is the first free port from 7860, so two demos started at the same
+    moment (two notebooks, or a notebook and a test, side by side) both pick 7860 and one fails
+    to start. A port drawn by the system is almost never drawn twice in a row.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return probe.getsockname()[1]

@@ -68,7 +68,8 @@ def as_label(top3: list[tuple[str, float]]) -> dict:
 @pytest.fixture(scope="module")
 def client():
     demo = build(colour_classifier, title="Colour demo")
-    # No server_port: Gradio takes the first free port from 7860 (server_port=0 is not
+    # No server_port: launch() asks the system for a free one (Gradio's own choice, the first
+    # free port from 7860, clashes with a demo started beside it; server_port=0 is not
     # supported: the server starts but its URL says port 0).
     launch(demo, server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
     client = connect(demo)
