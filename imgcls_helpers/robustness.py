@@ -44,7 +44,7 @@ from PIL import Image
 from torch import Tensor, nn
 from torchvision.transforms.v2 import functional as TF
 
-from .models import evaluating
+from .models import device_of, evaluating
 
 CORRUPTIONS = ("gaussian_noise", "gaussian_blur", "jpeg", "brightness", "contrast")
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -138,11 +138,6 @@ def corrupt(images: Tensor, name: str, severity: int, *, seed: int = 0) -> Tenso
     return _to_uint8(x)
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    parameter = next(model.parameters(), None)
-    return parameter.device if parameter is not None else torch.device("cpu")
-
-
 @torch.no_grad()
 def corruption_accuracy(
     model: nn.Module,
@@ -172,7 +167,7 @@ def corruption_accuracy(
     for name in corruptions:
         if name not in _PARAMETERS:
             raise ValueError(f"unknown corruption {name!r}; choose from {', '.join(CORRUPTIONS)}")
-    device = torch.device(device) if device else _model_device(model)
+    device = torch.device(device) if device else device_of(model)
 
     def accuracy_at(name: str, severity: int) -> float:
         correct = 0

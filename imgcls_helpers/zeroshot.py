@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import announce, is_offline
+from .models import device_of
 
 
 class LoadedClip(NamedTuple):
@@ -89,15 +90,10 @@ def build_prompts(classnames: Sequence[str], templates: Sequence[str]) -> list[l
     return [[template.format(name) for template in templates] for name in classnames]
 
 
-def _device_of(model: nn.Module) -> torch.device:
-    parameter = next(model.parameters(), None)
-    return parameter.device if parameter is not None else torch.device("cpu")
-
-
 @torch.no_grad()
 def encode_texts(model: nn.Module, tokenizer, texts: Sequence[str]) -> torch.Tensor:
     """Unit-length text embeddings (N, D) of a list of sentences."""
-    tokens = tokenizer(list(texts)).to(_device_of(model))
+    tokens = tokenizer(list(texts)).to(device_of(model))
     return F.normalize(model.encode_text(tokens).float(), dim=-1)
 
 
@@ -126,7 +122,7 @@ def image_features(
     ``images`` is a preprocessed float tensor (N, 3, H, W), or an iterable of batches (a
     ``DataLoader`` or ``TensorLoader``: tensors or ``(images, labels)`` pairs).
     """
-    device = _device_of(model)
+    device = device_of(model)
     batches = images.split(batch_size) if isinstance(images, torch.Tensor) else images
     features = []
     for batch in batches:
